@@ -1,0 +1,140 @@
+//! Listen addresses: `tcp://IP:PORT` (the default scheme) and `udp://IP:PORT`, IPv4 or IPv6.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+
+/// The transport protocol of a listening socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Proto {
+    /// A TCP listening socket (`SOCK_STREAM`).
+    Tcp,
+    /// A bound UDP socket (`SOCK_DGRAM`).
+    Udp,
+}
+
+impl Proto {
+    /// The URL-style scheme used in configuration and logs.
+    pub fn scheme(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+/// One address a binding listens on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ListenAddr {
+    /// TCP or UDP.
+    pub proto: Proto,
+    /// The local IP address and port.
+    pub addr: SocketAddr,
+}
+
+/// Why a listen address could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddrError {
+    /// The text is not `[tcp://|udp://]IP:PORT`.
+    #[error(
+        "`{0}` is not a listen address: write IPv4:PORT (0.0.0.0:80), [IPv6]:PORT ([::]:443), \
+         optionally prefixed with tcp:// or udp://"
+    )]
+    Syntax(String),
+    /// Port 0 asks the kernel for a random port, which cannot be shared by name.
+    #[error("`{0}` has port 0: give the port to bind (for example 80)")]
+    PortZero(String),
+}
+
+impl FromStr for ListenAddr {
+    type Err = AddrError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (proto, rest) = if let Some(rest) = text.strip_prefix("udp://") {
+            (Proto::Udp, rest)
+        } else {
+            (Proto::Tcp, text.strip_prefix("tcp://").unwrap_or(text))
+        };
+        let addr: SocketAddr = rest
+            .parse()
+            .map_err(|_| AddrError::Syntax(text.to_owned()))?;
+        if addr.port() == 0 {
+            return Err(AddrError::PortZero(text.to_owned()));
+        }
+        Ok(ListenAddr { proto, addr })
+    }
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}", self.proto.scheme(), self.addr)
+    }
+}
+
+impl ListenAddr {
+    /// Whether binding both addresses in one network namespace would collide
+    /// (`EADDRINUSE`): same protocol, family and port, and the same IP or a wildcard on
+    /// either side. IPv6 sockets are bound with `IPV6_V6ONLY`, so they never collide with
+    /// IPv4 ones.
+    pub fn conflicts_with(&self, other: &ListenAddr) -> bool {
+        let (a, b) = (self.addr, other.addr);
+        self.proto == other.proto
+            && a.port() == b.port()
+            && a.is_ipv4() == b.is_ipv4()
+            && (a.ip() == b.ip() || is_wildcard(a.ip()) || is_wildcard(b.ip()))
+    }
+}
+
+fn is_wildcard(ip: IpAddr) -> bool {
+    ip.is_unspecified()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> ListenAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn parses_schemes_and_families() {
+        assert_eq!(addr("0.0.0.0:80").to_string(), "tcp://0.0.0.0:80");
+        assert_eq!(addr("tcp://[::]:443").to_string(), "tcp://[::]:443");
+        assert_eq!(addr("udp://127.0.0.1:53").proto, Proto::Udp);
+        assert_eq!(addr("udp://[::1]:53").to_string(), "udp://[::1]:53");
+    }
+
+    #[test]
+    fn rejects_bad_addresses() {
+        for bad in [
+            "",
+            "80",
+            "localhost:80",
+            "0.0.0.0",
+            "::]:80",
+            "sctp://0.0.0.0:80",
+            "1.2.3.4:70000",
+        ] {
+            assert!(
+                matches!(bad.parse::<ListenAddr>(), Err(AddrError::Syntax(_))),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            "0.0.0.0:0".parse::<ListenAddr>(),
+            Err(AddrError::PortZero("0.0.0.0:0".into()))
+        );
+    }
+
+    #[test]
+    fn conflicts() {
+        assert!(addr("0.0.0.0:80").conflicts_with(&addr("127.0.0.1:80")));
+        assert!(addr("127.0.0.1:80").conflicts_with(&addr("tcp://127.0.0.1:80")));
+        assert!(!addr("0.0.0.0:80").conflicts_with(&addr("[::]:80")));
+        assert!(!addr("0.0.0.0:80").conflicts_with(&addr("udp://0.0.0.0:80")));
+        assert!(!addr("127.0.0.1:80").conflicts_with(&addr("127.0.0.2:80")));
+        assert!(!addr("0.0.0.0:80").conflicts_with(&addr("0.0.0.0:443")));
+        assert!(addr("[::]:80").conflicts_with(&addr("[::1]:80")));
+    }
+}

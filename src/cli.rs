@@ -1,0 +1,116 @@
+//! The command line (clap). Kept in the library so that man pages and completions can be
+//! generated from the same definitions.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, Config, ConfigError, Facility, LogTarget, Origin, Raw, RawBinding};
+
+/// portbinder: bind privileged ports once, drop every privilege, and hand the sockets to
+/// the unprivileged programs the configuration allows.
+#[derive(Debug, Parser)]
+#[command(name = "portbinder", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Bind the configured sockets, drop privileges and serve grants until SIGTERM.
+    Serve(ConfigArgs),
+    /// Validate the configuration (syntax, names, addresses, users, groups, duplicates)
+    /// without binding or creating anything.
+    Check(ConfigArgs),
+}
+
+/// Where the configuration comes from: a file, or flags for a one-off run.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Configuration file.
+    #[arg(long, short = 'c', value_name = "PATH", conflicts_with = "bind")]
+    pub config: Option<PathBuf>,
+    /// User to run as after the privilege drop (overrides the file).
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Directory of the per-binding Unix sockets (overrides the file).
+    #[arg(long, value_name = "DIR")]
+    pub socket_dir: Option<PathBuf>,
+    /// Where log lines go (overrides the file).
+    #[arg(long, value_enum)]
+    pub log: Option<LogTarget>,
+    /// Syslog facility (overrides the file).
+    #[arg(long, value_enum)]
+    pub facility: Option<Facility>,
+    /// A binding without a file: NAME=ADDR[,ADDR...], e.g. http=0.0.0.0:80,[::]:80.
+    /// Repeatable; needs --group.
+    #[arg(long, value_name = "NAME=ADDRS", requires = "group")]
+    pub bind: Vec<String>,
+    /// Group of the --bind sockets (members may fetch them).
+    #[arg(long, value_name = "GROUP", requires = "bind")]
+    pub group: Option<String>,
+    /// Mode of the --bind sockets, octal.
+    #[arg(long, value_name = "MODE", requires = "bind")]
+    pub mode: Option<String>,
+    /// listen(2) backlog of the --bind TCP sockets.
+    #[arg(long, value_name = "N", requires = "bind")]
+    pub backlog: Option<u32>,
+    /// A user allowed to fetch the --bind sockets. Repeatable.
+    #[arg(long, value_name = "USER", requires = "bind")]
+    pub allow_user: Vec<String>,
+    /// A group allowed to fetch the --bind sockets. Repeatable.
+    #[arg(long, value_name = "GROUP", requires = "bind")]
+    pub allow_group: Vec<String>,
+}
+
+impl ConfigArgs {
+    /// Reads (or builds from flags), overrides and validates the configuration.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        let (mut raw, origin) = if self.bind.is_empty() {
+            let path = self
+                .config
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(config::DEFAULT_CONFIG));
+            (config::read_file(&path)?, Origin::File(path))
+        } else {
+            (self.flag_bindings()?, Origin::Flags)
+        };
+        raw.user = self.user.clone().or(raw.user);
+        raw.socket_dir = self.socket_dir.clone().or(raw.socket_dir);
+        raw.log = self.log.or(raw.log);
+        raw.facility = self.facility.or(raw.facility);
+        config::validate(raw, origin)
+    }
+
+    fn flag_bindings(&self) -> Result<Raw, ConfigError> {
+        let mut raw = Raw::default();
+        for spec in &self.bind {
+            let Some((name, addrs)) = spec.split_once('=') else {
+                return Err(ConfigError::Invalid {
+                    origin: Origin::Flags,
+                    problems: vec![format!(
+                        "--bind `{spec}`: write NAME=ADDR[,ADDR...], e.g. http=0.0.0.0:80,[::]:80"
+                    )],
+                });
+            };
+            let binding = RawBinding {
+                listen: addrs.split(',').map(str::to_owned).collect(),
+                backlog: self.backlog,
+                group: self.group.clone().unwrap_or_default(),
+                mode: self.mode.clone().map(config::Mode::Text),
+                allow_users: self.allow_user.clone(),
+                allow_groups: self.allow_group.clone(),
+            };
+            if raw.binding.insert(name.to_owned(), binding).is_some() {
+                return Err(ConfigError::Invalid {
+                    origin: Origin::Flags,
+                    problems: vec![format!("--bind: binding `{name}` is given twice")],
+                });
+            }
+        }
+        Ok(raw)
+    }
+}

@@ -1,0 +1,210 @@
+//! The configuration: a TOML file (or the equivalent command-line flags), parsed with
+//! unknown keys refused, then validated and resolved (names to ids) in one pass that
+//! reports every problem with the file, the binding and the field.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use nix::unistd::{Gid, Uid};
+use serde::Deserialize;
+
+use crate::address::ListenAddr;
+use crate::ids::{GroupId, UserId};
+
+/// Where the daemon reads its configuration when no `--config` is given.
+pub const DEFAULT_CONFIG: &str = "/etc/portbinder/portbinder.toml";
+/// The default directory of the per-binding Unix sockets.
+pub const DEFAULT_SOCKET_DIR: &str = "/run/portbinder";
+/// The default user the daemon drops to.
+pub const DEFAULT_USER: &str = "portbinder";
+/// The default mode of a binding's Unix socket.
+pub const DEFAULT_MODE: u32 = 0o660;
+/// The default listen(2) backlog of TCP bindings.
+pub const DEFAULT_BACKLOG: u32 = 1024;
+/// The most addresses one binding may hold: the grant's count byte is 1..=255.
+pub const MAX_ADDRESSES: usize = 255;
+
+/// The configuration file as written, before validation. Every field is optional here so
+/// that command-line flags can fill or override it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Raw {
+    /// The user to run as after the privilege drop.
+    pub user: Option<String>,
+    /// The directory of the per-binding Unix sockets.
+    pub socket_dir: Option<PathBuf>,
+    /// Where log lines go.
+    pub log: Option<LogTarget>,
+    /// The syslog facility.
+    pub facility: Option<Facility>,
+    /// The bindings, by name.
+    #[serde(default)]
+    pub binding: BTreeMap<String, RawBinding>,
+}
+
+/// One `[binding.NAME]` table as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBinding {
+    /// Listen addresses, in the order they are granted.
+    pub listen: Vec<String>,
+    /// listen(2) backlog for TCP addresses.
+    pub backlog: Option<u32>,
+    /// The group of the Unix socket; its members may fetch the binding.
+    pub group: String,
+    /// The Unix socket's mode: an octal string ("0660") or a TOML integer (0o660).
+    pub mode: Option<Mode>,
+    /// Users allowed to fetch the binding.
+    #[serde(default)]
+    pub allow_users: Vec<String>,
+    /// Groups allowed to fetch the binding.
+    #[serde(default)]
+    pub allow_groups: Vec<String>,
+}
+
+/// A file mode as written in the configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Mode {
+    /// A TOML integer such as `0o660`.
+    Int(i64),
+    /// An octal string such as `"0660"`.
+    Text(String),
+}
+
+/// Where log lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogTarget {
+    /// glibc syslog(3) to /dev/log.
+    Syslog,
+    /// Standard error, one line per event.
+    Stderr,
+}
+
+/// The syslog facilities an operator may choose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs)]
+pub enum Facility {
+    Auth,
+    Authpriv,
+    Daemon,
+    User,
+    Local0,
+    Local1,
+    Local2,
+    Local3,
+    Local4,
+    Local5,
+    Local6,
+    Local7,
+}
+
+/// Where a configuration came from, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A configuration file.
+    File(PathBuf),
+    /// `--bind` and friends.
+    Flags,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::File(path) => write!(f, "{}", path.display()),
+            Origin::Flags => f.write_str("command line"),
+        }
+    }
+}
+
+/// A validated configuration with every name resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it came from.
+    pub origin: Origin,
+    /// The user to run as after the drop.
+    pub user: UserId,
+    /// The primary group of that user.
+    pub user_gid: Gid,
+    /// The directory of the Unix sockets.
+    pub socket_dir: PathBuf,
+    /// Where log lines go.
+    pub log: LogTarget,
+    /// The syslog facility.
+    pub facility: Facility,
+    /// The bindings, sorted by name.
+    pub bindings: Vec<Binding>,
+}
+
+/// A validated binding.
+#[derive(Debug, Clone)]
+pub struct Binding {
+    /// `[a-z0-9_-]{1,64}`: the socket file's stem and the name in logs.
+    pub name: String,
+    /// The addresses, in grant order.
+    pub listen: Vec<ListenAddr>,
+    /// listen(2) backlog for TCP addresses.
+    pub backlog: u32,
+    /// The Unix socket's group (implicitly allowed).
+    pub group: GroupId,
+    /// The Unix socket's permission bits.
+    pub mode: u32,
+    /// Users allowed to fetch.
+    pub allow_users: Vec<Uid>,
+    /// Groups allowed to fetch, the socket's group first.
+    pub allow_groups: Vec<Gid>,
+}
+
+impl Binding {
+    /// The path of this binding's Unix socket in `dir`.
+    pub fn socket_path(&self, dir: &Path) -> PathBuf {
+        dir.join(format!("{}.sock", self.name))
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, or has an unknown key or a value of the wrong type.
+    #[error("invalid configuration file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// toml's message, with line, column and the offending text.
+        message: String,
+    },
+    /// One or more values are wrong; each problem names its binding and field.
+    #[error("invalid configuration ({origin}):\n  {}", problems.join("\n  "))]
+    Invalid {
+        /// Where the configuration came from.
+        origin: Origin,
+        /// One sentence per problem.
+        problems: Vec<String>,
+    },
+}
+
+/// Reads and parses a configuration file (no validation yet).
+pub fn read_file(path: &Path) -> Result<Raw, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.to_string().trim_end().to_owned(),
+    })
+}
+
+mod validate;
+pub use validate::validate;

@@ -1,0 +1,137 @@
+use super::*;
+
+fn check(text: &str) -> Result<Config, ConfigError> {
+    let raw: Raw = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: "t.toml".into(),
+        message: e.to_string(),
+    })?;
+    validate(raw, Origin::File("t.toml".into()))
+}
+
+fn problems(text: &str) -> String {
+    match check(text) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("accepted: {text}"),
+    }
+}
+
+const GOOD: &str = r#"
+user = "nobody"
+socket_dir = "/run/pb"
+[binding.http]
+listen = ["0.0.0.0:80", "[::]:80"]
+group = "root"
+mode = "0640"
+allow_users = ["0"]
+[binding.dns]
+listen = ["udp://127.0.0.1:53"]
+group = "0"
+mode = 0o600
+"#;
+
+#[test]
+fn accepts_a_full_config() {
+    let config = check(GOOD).unwrap();
+    assert_eq!(config.user.name, "nobody");
+    assert_eq!(config.log, LogTarget::Syslog);
+    assert_eq!(config.facility, Facility::Authpriv);
+    let names: Vec<_> = config.bindings.iter().map(|b| b.name.as_str()).collect();
+    assert_eq!(names, ["dns", "http"]);
+    let http = &config.bindings[1];
+    assert_eq!(http.listen.len(), 2);
+    assert_eq!(http.listen[1].to_string(), "tcp://[::]:80");
+    assert_eq!((http.mode, http.backlog), (0o640, DEFAULT_BACKLOG));
+    assert_eq!(config.bindings[0].mode, 0o600);
+    assert_eq!(
+        http.socket_path(&config.socket_dir),
+        PathBuf::from("/run/pb/http.sock")
+    );
+}
+
+#[test]
+fn names_binding_and_field_of_each_problem() {
+    let cases = [
+        (
+            "user = \"root\"\n[binding.a]\nlisten=[\"0.0.0.0:80\"]\ngroup=\"root\"",
+            "field `user`: `root` is uid 0",
+        ),
+        (
+            "user = \"nobody\"\n[binding.A]\nlisten=[\"0.0.0.0:80\"]\ngroup=\"root\"",
+            "binding `A`: the name must be",
+        ),
+        (
+            "user = \"nobody\"\n[binding.a]\nlisten=[\"0.0.0.0:99999\"]\ngroup=\"root\"",
+            "binding `a`: field `listen`: `0.0.0.0:99999` is not a listen address",
+        ),
+        (
+            "user = \"nobody\"\n[binding.a]\nlisten=[\"0.0.0.0:0\"]\ngroup=\"root\"",
+            "field `listen`: `0.0.0.0:0` has port 0",
+        ),
+        (
+            "user = \"nobody\"\n[binding.a]\nlisten=[]\ngroup=\"root\"",
+            "binding `a`: field `listen`: no addresses",
+        ),
+        (
+            "user = \"nobody\"\n[binding.a]\nlisten=[\"0.0.0.0:80\"]\ngroup=\"nosuchgroup-pb\"",
+            "binding `a`: field `group`: no such group `nosuchgroup-pb`",
+        ),
+        (
+            "user = \"nobody\"\n[binding.a]\nlisten=[\"0.0.0.0:80\"]\ngroup=\"root\"\nmode=\"0999\"",
+            "binding `a`: field `mode`: \"0999\" is not a permission mode",
+        ),
+        (
+            "user = \"nobody\"\n[binding.a]\nlisten=[\"0.0.0.0:80\"]\ngroup=\"root\"\nmode=0o4755",
+            "field `mode`: 0o4755",
+        ),
+        (
+            "user = \"nobody\"\n[binding.a]\nlisten=[\"0.0.0.0:80\"]\ngroup=\"root\"\nallow_users=[\"nosuchuser-pb\"]",
+            "binding `a`: field `allow_users`: no such user",
+        ),
+        (
+            "user = \"nosuchuser-pb\"\n[binding.a]\nlisten=[\"0.0.0.0:80\"]\ngroup=\"root\"",
+            "field `user`: no such user `nosuchuser-pb`",
+        ),
+        (
+            "user = \"nobody\"\nsocket_dir = \"run\"\n[binding.a]\nlisten=[\"0.0.0.0:80\"]\ngroup=\"root\"",
+            "field `socket_dir`: `run` is not an absolute path",
+        ),
+        ("user = \"nobody\"", "no bindings"),
+        (
+            "user = \"nobody\"\n[binding.a]\nlisten=[\"0.0.0.0:80\"]\ngroup=\"root\"\n[binding.b]\nlisten=[\"127.0.0.1:80\"]\ngroup=\"root\"",
+            "binding `b`: field `listen`: tcp://127.0.0.1:80 collides with tcp://0.0.0.0:80 of binding `a`",
+        ),
+        (
+            "user = \"nobody\"\n[binding.a]\nlisten=[\"0.0.0.0:80\", \"tcp://0.0.0.0:80\"]\ngroup=\"root\"",
+            "listed twice",
+        ),
+    ];
+    for (text, expected) in cases {
+        let message = problems(text);
+        assert!(message.contains(expected), "{text}\n=> {message}");
+        assert!(
+            message.starts_with("invalid configuration (t.toml):"),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn reports_every_problem_at_once() {
+    let message = problems(
+        "user = \"nobody\"\n[binding.a]\nlisten=[\"x\"]\ngroup=\"nosuchgroup-pb\"\nmode=\"9\"",
+    );
+    assert_eq!(message.lines().count(), 4, "{message}");
+}
+
+#[test]
+fn unknown_keys_are_parse_errors() {
+    let message = problems(
+        "user = \"nobody\"\n[binding.a]\nlisten=[\"0.0.0.0:80\"]\ngroup=\"root\"\nlisen=1",
+    );
+    assert!(message.contains("unknown field `lisen`"), "{message}");
+    assert!(message.contains("line 5"), "{message}");
+    let message = problems("usr = \"x\"");
+    assert!(message.contains("unknown field `usr`"), "{message}");
+    let message = problems("log = \"file\"");
+    assert!(message.contains("unknown variant `file`"), "{message}");
+}

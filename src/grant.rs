@@ -1,0 +1,271 @@
+//! Step 8: the serve loop. One thread, poll(2) over the bindings' Unix sockets and a
+//! signalfd. For each connection: credentials from the kernel, the access decision, one
+//! non-blocking answer, close, one audit line. The daemon never reads from a client, so a
+//! client can neither stall it nor feed it input.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::Signal;
+use nix::sys::signalfd::SignalFd;
+use nix::sys::socket::{SockFlag, accept4};
+
+use crate::access;
+use crate::audit::Line;
+use crate::config::Binding;
+use crate::ids;
+use crate::peer::Peer;
+use crate::protocol;
+use crate::ratelimit::{Key, RateLimiter};
+use crate::sockdir::Endpoint;
+
+/// How long accepting pauses when the daemon is out of descriptors or memory, so that a
+/// full table never turns the loop into a busy spin. Waiting clients stay in the backlog.
+const PAUSE: Duration = Duration::from_millis(250);
+/// Connections accepted from one socket per wake-up, so one busy binding cannot starve
+/// the others or the signals.
+const ACCEPT_BATCH: usize = 64;
+
+/// What the serve loop counted.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counters {
+    /// Grants sent.
+    pub grants: u64,
+    /// Denials sent (or attempted).
+    pub denials: u64,
+}
+
+/// One binding as served: its configuration, its sockets and its Unix endpoint.
+pub struct Served<'a> {
+    /// The binding.
+    pub binding: &'a Binding,
+    /// Its bound sockets, in configuration order.
+    pub fds: Vec<RawFd>,
+    /// Its Unix socket.
+    pub endpoint: &'a Endpoint,
+}
+
+/// The serve loop's state.
+pub struct Server<'a> {
+    served: Vec<Served<'a>>,
+    signals: &'a SignalFd,
+    limiter: RateLimiter,
+    paused_until: Option<Instant>,
+    /// Grants and denials so far.
+    pub counters: Counters,
+}
+
+impl<'a> Server<'a> {
+    /// A server for `served`, woken by `signals`.
+    pub fn new(served: Vec<Served<'a>>, signals: &'a SignalFd) -> Server<'a> {
+        Server {
+            served,
+            signals,
+            limiter: RateLimiter::new(Duration::from_secs(10), 20, 4096),
+            paused_until: None,
+            counters: Counters::default(),
+        }
+    }
+
+    /// Serves until SIGTERM or SIGINT, which it returns. Only a failing poll(2) or
+    /// signalfd ends it early; nothing a client does can.
+    pub fn run(&mut self) -> std::io::Result<Signal> {
+        loop {
+            let now = Instant::now();
+            report_suppressed(self.limiter.expire(now));
+            if self.paused_until.is_some_and(|t| t <= now) {
+                self.paused_until = None;
+            }
+            let ready = self.wait(now)?;
+            if ready.first() == Some(&true) {
+                if let Some(stop) = self.on_signal()? {
+                    report_suppressed(self.limiter.drain());
+                    return Ok(stop);
+                }
+            }
+            for (i, _) in ready.iter().skip(1).enumerate().filter(|(_, r)| **r) {
+                self.accept_from(i);
+            }
+        }
+    }
+
+    /// Polls; returns readiness of [signalfd, endpoint 0, endpoint 1, …].
+    fn wait(&self, now: Instant) -> std::io::Result<Vec<bool>> {
+        let listen = if self.paused_until.is_some() {
+            PollFlags::empty()
+        } else {
+            PollFlags::POLLIN
+        };
+        let mut fds = Vec::with_capacity(self.served.len() + 1);
+        fds.push(PollFd::new(self.signals.as_fd(), PollFlags::POLLIN));
+        fds.extend(
+            self.served
+                .iter()
+                .map(|s| PollFd::new(s.endpoint.listener.as_fd(), listen)),
+        );
+        let deadline = [self.paused_until, self.limiter.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min();
+        let timeout = match deadline {
+            None => PollTimeout::NONE,
+            Some(t) => {
+                let ms = t
+                    .saturating_duration_since(now)
+                    .as_millis()
+                    .clamp(1, 60_000);
+                PollTimeout::from(ms as u16)
+            }
+        };
+        match poll(&mut fds, timeout) {
+            Ok(_) => {}
+            Err(Errno::EINTR) => return Ok(vec![false; fds.len()]),
+            Err(e) => return Err(e.into()),
+        }
+        Ok(fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect())
+    }
+
+    /// Handles one pending signal; `Some` for a stop request.
+    fn on_signal(&mut self) -> std::io::Result<Option<Signal>> {
+        let Some(info) = self.signals.read_signal()? else {
+            return Ok(None);
+        };
+        match Signal::try_from(info.ssi_signo as i32) {
+            Ok(Signal::SIGHUP) => {
+                log::info!(
+                    "{}",
+                    Line::new("reload").field("signal", "SIGHUP").field("result", "ignored").field(
+                        "reason",
+                        "configuration changes take effect on restart; the sockets survive a restart through the systemd fd store"
+                    )
+                );
+                Ok(None)
+            }
+            Ok(signal) => Ok(Some(signal)),
+            Err(_) => Ok(None),
+        }
+    }
+
+    fn accept_from(&mut self, index: usize) {
+        for _ in 0..ACCEPT_BATCH {
+            let listener = &self.served[index].endpoint.listener;
+            match accept4(listener, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK) {
+                Ok(conn) => self.answer(index, conn),
+                Err(Errno::EAGAIN) => return,
+                Err(Errno::EINTR | Errno::ECONNABORTED | Errno::EPROTO) => continue,
+                Err(errno) => {
+                    // EMFILE, ENFILE, ENOBUFS, ENOMEM: stop accepting for a moment.
+                    self.paused_until = Some(Instant::now() + PAUSE);
+                    let binding = self.served[index].binding.name.clone();
+                    self.audit_error(&binding, u32::MAX, || {
+                        Line::new("error")
+                            .field("binding", &binding)
+                            .field("op", "accept")
+                            .field("error", errno.desc())
+                            .field("action", "pausing 250ms; clients wait in the backlog")
+                    });
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Answers one connection and closes it (by dropping `conn`).
+    fn answer(&mut self, index: usize, conn: OwnedFd) {
+        let served = &self.served[index];
+        let binding = served.binding;
+        let peer = match Peer::of(conn.as_fd()) {
+            Ok(peer) => peer,
+            Err(e) => {
+                let name = binding.name.clone();
+                return self.audit_error(&name, u32::MAX, || {
+                    Line::new("error")
+                        .field("binding", &name)
+                        .field("op", "SO_PEERCRED")
+                        .field("error", e)
+                });
+            }
+        };
+        let decision = access::decide(binding, &peer);
+        let (kind, sent) = match &decision {
+            Ok(()) => ("grant", protocol::send_grant(conn.as_fd(), &served.fds)),
+            Err(reason) => ("deny", protocol::send_denial(conn.as_fd(), reason)),
+        };
+        drop(conn);
+        match decision {
+            Ok(()) => self.counters.grants += u64::from(sent.is_ok()),
+            Err(_) => self.counters.denials += 1,
+        }
+        let key = Key {
+            kind,
+            binding: binding.name.clone(),
+            uid: peer.uid.as_raw(),
+        };
+        let (log_it, report) = self.limiter.admit(key, Instant::now());
+        report_suppressed(report);
+        if !log_it {
+            return;
+        }
+        let mut line = Line::new(kind).field("binding", &binding.name);
+        if decision.is_ok() {
+            line = line.field("fds", served.fds.len());
+        }
+        line = line
+            .field("pid", peer.pid)
+            .field("uid", peer.uid)
+            .field("gid", peer.gid)
+            .field("user", ids::user_name(peer.uid).as_deref().unwrap_or("-"))
+            .bytes("comm", peer.comm().as_deref().unwrap_or(b"-"));
+        if let Err(reason) = &decision {
+            line = line.field("reason", reason);
+        }
+        if let Err(errno) = sent {
+            line = line.field("result", "failed").field("error", errno.desc());
+        }
+        match kind {
+            "grant" if sent.is_ok() => log::info!("{line}"),
+            _ => log::warn!("{line}"),
+        }
+    }
+
+    fn audit_error(&mut self, binding: &str, uid: u32, line: impl FnOnce() -> Line) {
+        let key = Key {
+            kind: "error",
+            binding: binding.to_owned(),
+            uid,
+        };
+        let (log_it, report) = self.limiter.admit(key, Instant::now());
+        report_suppressed(report);
+        if log_it {
+            log::error!("{}", line());
+        }
+    }
+
+    /// The raw descriptors of every served socket (for checks in tests and the start line).
+    pub fn socket_count(&self) -> usize {
+        self.served.iter().map(|s| s.fds.len()).sum()
+    }
+}
+
+/// Logs one `event=suppressed` line per key whose window ended with suppressed events.
+fn report_suppressed(reports: impl IntoIterator<Item = (Key, u64)>) {
+    for (key, count) in reports {
+        let mut line = Line::new("suppressed")
+            .field("kind", key.kind)
+            .field("binding", &key.binding);
+        if key.uid != u32::MAX {
+            line = line.field("uid", key.uid);
+        }
+        log::warn!("{}", line.field("count", count));
+    }
+}
+
+/// The raw numbers of `fds`, for sendmsg.
+pub fn raw_fds(fds: &[OwnedFd]) -> Vec<RawFd> {
+    fds.iter().map(AsRawFd::as_raw_fd).collect()
+}

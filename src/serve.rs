@@ -1,0 +1,234 @@
+//! `portbinder serve`: the privilege story, top to bottom. Each step runs with less than
+//! the one before; docs/PRIVSEP.md says who holds what when.
+
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::stat::{Mode, umask};
+use nix::unistd::Uid;
+
+use crate::audit::Line;
+use crate::bind::{self, BindError};
+use crate::config::{Config, ConfigError, LogTarget};
+use crate::grant::{Served, Server, raw_fds};
+use crate::listenfds::{self, ListenFdsError};
+use crate::privdrop::{self, DropError, VerifyError};
+use crate::sockdir::{self, Endpoints, SockDirError};
+use crate::{ids, logger, sys};
+
+/// Why `serve` stopped before serving (or while serving).
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Start-up set-up failed.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    /// The privilege drop failed.
+    #[error(transparent)]
+    Drop(#[from] DropError),
+    /// The privilege drop could not be verified.
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    /// poll(2) or the signalfd failed while serving.
+    #[error("serve loop failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A start-up step before the drop failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// LISTEN_FDS could not be taken over.
+    #[error("cannot take inherited sockets: {0}")]
+    ListenFds(#[from] ListenFdsError),
+    /// A socket could not be bound or adopted.
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    /// The socket directory or a Unix socket failed.
+    #[error(transparent)]
+    SockDir(#[from] SockDirError),
+    /// Signals or the umask could not be set up.
+    #[error("cannot {0}: {1}")]
+    Process(&'static str, std::io::Error),
+    /// Started without root and as another user than the configured one.
+    #[error(
+        "started as uid {current} without root, but the configuration's user is `{name}` (uid {wanted}): \
+         start as root, or as that user with CAP_NET_BIND_SERVICE and CAP_CHOWN"
+    )]
+    WrongUser {
+        /// The uid we run as.
+        current: Uid,
+        /// The configured user's name.
+        name: String,
+        /// Its uid.
+        wanted: Uid,
+    },
+}
+
+impl ServeError {
+    /// The documented exit code (README, "Exit codes").
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ServeError::Config(_) => 3,
+            ServeError::Setup(_) => 4,
+            ServeError::Drop(_) | ServeError::Verify(_) => 5,
+            ServeError::Serve(_) => 1,
+        }
+    }
+}
+
+/// Runs the daemon: `load` is called after the process is sanitised.
+pub fn run(load: impl FnOnce() -> Result<Config, ConfigError>) -> Result<(), ServeError> {
+    // 1. Sanitise. The LISTEN_FDS range is taken first, everything above it is closed,
+    //    the umask keeps every file we create private until we chmod it, and the stop
+    //    signals are blocked so a SIGTERM during set-up waits for the loop (and for the
+    //    clean-up) instead of killing us half-way.
+    logger::install();
+    let inherited = listenfds::take().map_err(SetupError::from)?;
+    sys::close_fds_from(listenfds::FIRST_FD + inherited.len() as i32)
+        .map_err(|e| SetupError::Process("close inherited descriptors", e))?;
+    umask(Mode::from_bits_truncate(0o077));
+    let signals = block_signals()?;
+
+    // 2. Configuration, with every name resolved while NSS is still fully reachable.
+    let config = load()?;
+    let run_as = config.user.uid;
+    if !Uid::effective().is_root() && Uid::effective() != run_as {
+        return Err(SetupError::WrongUser {
+            current: Uid::effective(),
+            name: config.user.name.clone(),
+            wanted: run_as,
+        }
+        .into());
+    }
+
+    // 3. Bind (the one step that needs CAP_NET_BIND_SERVICE), adopting inherited sockets.
+    let bind::Bound {
+        bindings: bound,
+        unused,
+    } = bind::bind_all(&config.bindings, inherited).map_err(SetupError::from)?;
+
+    // 4. The socket directory and the Unix sockets (chown needs root or CAP_CHOWN). From
+    //    here on, `endpoints` removes the socket files on every way out.
+    sockdir::prepare_dir(&config.socket_dir, run_as, config.user_gid).map_err(SetupError::from)?;
+    let mut endpoints = Endpoints::default();
+    for binding in &config.bindings {
+        endpoints
+            .0
+            .push(sockdir::create(&config.socket_dir, binding, run_as).map_err(SetupError::from)?);
+    }
+
+    // 5. Syslog, opened while /dev/log can still be reached whatever the sandbox.
+    if config.log == LogTarget::Syslog {
+        logger::open_syslog(config.facility);
+    }
+    for (inherited, what) in unused {
+        log::warn!(
+            "{}",
+            Line::new("unused-fd")
+                .field("fd", inherited.number)
+                .field("name", &inherited.name)
+                .field("socket", what)
+        );
+    }
+
+    // 6 and 7. Drop, then prove it. A failure is logged and ends the daemon before it serves.
+    let dropped = privdrop::drop_privileges(run_as, config.user_gid).inspect_err(|e| {
+        log::error!(
+            "{}",
+            Line::new("drop")
+                .field("result", "failed")
+                .field("error", e)
+        )
+    })?;
+    privdrop::verify(&dropped).inspect_err(|e| {
+        log::error!(
+            "{}",
+            Line::new("drop")
+                .field("result", "unverified")
+                .field("error", e)
+        )
+    })?;
+    log_start(&config, &endpoints, &bound, &dropped);
+
+    // 8. Serve.
+    let served = config
+        .bindings
+        .iter()
+        .zip(&endpoints.0)
+        .zip(&bound)
+        .map(|((binding, endpoint), sockets)| Served {
+            binding,
+            fds: raw_fds(&sockets.fds),
+            endpoint,
+        })
+        .collect();
+    let mut server = Server::new(served, &signals);
+    log::info!(
+        "{}",
+        Line::new("ready").field("bindings", config.bindings.len())
+    );
+    let signal = server.run().map_err(ServeError::Serve)?;
+    log::info!(
+        "{}",
+        Line::new("stop")
+            .field("signal", signal.as_str())
+            .field("grants", server.counters.grants)
+            .field("denials", server.counters.denials)
+    );
+    drop(endpoints);
+    Ok(())
+}
+
+fn block_signals() -> Result<SignalFd, SetupError> {
+    let mut set = SigSet::empty();
+    for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        set.add(signal);
+    }
+    set.thread_block()
+        .map_err(|e| SetupError::Process("block signals", e.into()))?;
+    SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| SetupError::Process("create a signalfd", e.into()))
+}
+
+fn log_start(
+    config: &Config,
+    endpoints: &Endpoints,
+    bound: &[bind::BoundSockets],
+    dropped: &privdrop::Dropped,
+) {
+    for ((binding, endpoint), sockets) in config.bindings.iter().zip(&endpoints.0).zip(bound) {
+        let listen: Vec<String> = binding.listen.iter().map(ToString::to_string).collect();
+        log::info!(
+            "{}",
+            Line::new("start")
+                .field("binding", &binding.name)
+                .field("listen", listen.join(","))
+                .field("socket", endpoint.path.display())
+                .field(
+                    "owner",
+                    ids::user_name(config.user.uid).unwrap_or_else(|| config.user.uid.to_string())
+                )
+                .field("group", &binding.group.name)
+                .field("mode", format_args!("{:04o}", binding.mode))
+                .field("adopted", sockets.adopted)
+        );
+    }
+    log::info!(
+        "{}",
+        Line::new("drop")
+            .field("result", "verified")
+            .field("uid", dropped.uid)
+            .field("gid", dropped.gid)
+            .field("groups", "none")
+            .field(
+                "caps",
+                if dropped.bounding_cleared {
+                    "none"
+                } else {
+                    "none-bounding-kept"
+                }
+            )
+            .field("no_new_privs", 1)
+    );
+}

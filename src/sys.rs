@@ -1,0 +1,148 @@
+//! The few system calls that neither std nor nix wrap. All of the daemon's `unsafe` is
+//! here (the shim crate has its own), each block with the invariant that makes it sound.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::unistd::Gid;
+
+fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Closes every fd from `first` upwards (close_range(2), Linux 5.9+), falling back to
+/// closing the fds listed in /proc/self/fd on older kernels.
+pub fn close_fds_from(first: RawFd) -> io::Result<()> {
+    let first = u32::try_from(first).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: close_range only closes descriptors. Nothing in this process holds a
+    // descriptor at or above `first` that it still uses: this runs at start-up, before the
+    // daemon opens anything, and the caller keeps the LISTEN_FDS range below `first`.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0u32) };
+    if ret == 0 {
+        return Ok(());
+    }
+    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd: &RawFd| fd >= first as RawFd)
+        .collect();
+    for fd in fds {
+        // SAFETY: as above; the fd of the read_dir iterator is closed by now, and EBADF
+        // for an fd that vanished is harmless.
+        unsafe { libc::close(fd) };
+    }
+    Ok(())
+}
+
+/// Takes ownership of an inherited descriptor after checking that it is open.
+///
+/// The caller must guarantee that nothing else in the process owns `fd`: it is called
+/// only for the LISTEN_FDS range, once, at start-up.
+pub(crate) fn adopt_fd(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_GETFD only reads the descriptor's flags.
+    check(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
+    // SAFETY: the fd is open (checked above) and, per the LISTEN_FDS protocol, handed to
+    // this process to own; the caller adopts each fd of the range exactly once.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The supplementary groups of a Unix socket's peer at connect time (SO_PEERGROUPS,
+/// Linux 4.13+).
+pub fn peer_groups(conn: BorrowedFd<'_>) -> io::Result<Vec<Gid>> {
+    let mut groups: Vec<libc::gid_t> = vec![0; 64];
+    loop {
+        let mut len = (groups.len() * size_of::<libc::gid_t>()) as libc::socklen_t;
+        // SAFETY: the kernel writes at most `len` bytes into `groups`, which has exactly
+        // that many bytes, and updates `len` to the bytes written (or needed, on ERANGE).
+        let ret = unsafe {
+            libc::getsockopt(
+                conn.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        let count = len as usize / size_of::<libc::gid_t>();
+        if ret == 0 {
+            groups.truncate(count);
+            return Ok(groups.into_iter().map(Gid::from_raw).collect());
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::ERANGE) || count <= groups.len() {
+            return Err(err);
+        }
+        groups.resize(count, 0);
+    }
+}
+
+/// Reads the securebits (PR_GET_SECUREBITS).
+pub fn securebits() -> io::Result<u32> {
+    // SAFETY: PR_GET_SECUREBITS takes no pointer arguments.
+    check(unsafe { libc::prctl(libc::PR_GET_SECUREBITS) }).map(|b| b as u32)
+}
+
+/// Sets the securebits (PR_SET_SECUREBITS; needs CAP_SETPCAP).
+pub fn set_securebits(bits: u32) -> io::Result<()> {
+    // SAFETY: PR_SET_SECUREBITS takes an integer; no memory is passed.
+    check(unsafe { libc::prctl(libc::PR_SET_SECUREBITS, libc::c_ulong::from(bits)) }).map(drop)
+}
+
+/// Whether `cap` is in the bounding set (PR_CAPBSET_READ).
+pub fn bounding_has(cap: u32) -> io::Result<bool> {
+    // SAFETY: PR_CAPBSET_READ takes an integer; no memory is passed.
+    check(unsafe { libc::prctl(libc::PR_CAPBSET_READ, libc::c_ulong::from(cap)) }).map(|r| r == 1)
+}
+
+/// Drops `cap` from the bounding set (PR_CAPBSET_DROP; needs CAP_SETPCAP).
+pub fn bounding_drop(cap: u32) -> io::Result<()> {
+    // SAFETY: PR_CAPBSET_DROP takes an integer; no memory is passed.
+    check(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap)) }).map(drop)
+}
+
+/// Clears the ambient capability set (PR_CAP_AMBIENT_CLEAR_ALL; needs no privilege).
+pub fn ambient_clear() -> io::Result<()> {
+    // SAFETY: integer arguments only; unused ones are zero as the man page requires.
+    check(unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    })
+    .map(drop)
+}
+
+/// Opens the syslog connection now (LOG_NDELAY), so no later call needs to open /dev/log
+/// from inside the sandbox. glibc reconnects by itself if the syslog daemon restarts.
+pub fn openlog(ident: &'static CStr, facility: libc::c_int) {
+    // SAFETY: glibc keeps the `ident` pointer for later syslog() calls; it is 'static.
+    unsafe { libc::openlog(ident.as_ptr(), libc::LOG_PID | libc::LOG_NDELAY, facility) };
+}
+
+/// Sends one message to syslog with the given priority (level | facility).
+pub fn syslog(priority: libc::c_int, message: &CStr) {
+    // SAFETY: the format is a literal "%s" consuming exactly one NUL-terminated string,
+    // which `message` is; the message itself is never used as a format.
+    unsafe { libc::syslog(priority, c"%s".as_ptr(), message.as_ptr()) };
+}
+
+/// Takes ownership of a descriptor that recvmsg just installed with SCM_RIGHTS.
+pub(crate) fn own_received(fd: RawFd) -> OwnedFd {
+    // SAFETY: the kernel installed this descriptor during the recvmsg that returned it;
+    // nothing else in the process knows its number, so it is owned exactly once.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// Removes an environment variable. Only for start-up, while the process has one thread.
+pub(crate) fn unset_env_single_threaded(name: &str) {
+    // SAFETY: remove_var races only with other threads reading the environment; the
+    // daemon calls this during start-up, before any thread exists (it never starts one).
+    unsafe { std::env::remove_var(name) };
+}
