@@ -200,10 +200,37 @@ pub fn read_file(path: &Path) -> Result<Raw, ConfigError> {
         path: path.to_owned(),
         source,
     })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse {
-        path: path.to_owned(),
-        message: e.to_string().trim_end().to_owned(),
+    parse(&text, path)
+}
+
+/// Parses configuration text read from `path` (no validation yet).
+pub fn parse(text: &str, path: &Path) -> Result<Raw, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        let table = e
+            .span()
+            .and_then(|span| enclosing_binding(text, span.start));
+        let message = e.to_string().trim_end().to_owned();
+        ConfigError::Parse {
+            path: path.to_owned(),
+            message: match table {
+                Some(name) => format!("binding `{name}`: {message}"),
+                None => message,
+            },
+        }
     })
+}
+
+/// The name of the `[binding.NAME]` table that contains byte `offset` of `text`, so a
+/// parse error (an unknown key, a wrong type) names its binding too.
+fn enclosing_binding(text: &str, offset: usize) -> Option<String> {
+    let before = text.get(..offset)?;
+    let header = before
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))?;
+    let name = header.strip_prefix("[binding.")?.strip_suffix(']')?;
+    Some(name.trim().trim_matches('"').to_owned())
 }
 
 mod validate;

@@ -15,11 +15,9 @@ fn main() -> ExitCode {
         }),
         Command::Check(args) => match args.load() {
             Ok(config) => {
-                println!(
-                    "portbinder: {}: ok ({} bindings)",
-                    config.origin,
-                    config.bindings.len()
-                );
+                let n = config.bindings.len();
+                let plural = if n == 1 { "" } else { "s" };
+                println!("portbinder: {}: ok ({n} binding{plural})", config.origin);
                 Ok(())
             }
             Err(e) => Err((anyhow::Error::new(e), 3)),

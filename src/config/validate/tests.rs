@@ -1,10 +1,7 @@
 use super::*;
 
 fn check(text: &str) -> Result<Config, ConfigError> {
-    let raw: Raw = toml::from_str(text).map_err(|e| ConfigError::Parse {
-        path: "t.toml".into(),
-        message: e.to_string(),
-    })?;
+    let raw = super::super::parse(text, std::path::Path::new("t.toml"))?;
     validate(raw, Origin::File("t.toml".into()))
 }
 
@@ -127,6 +124,10 @@ fn reports_every_problem_at_once() {
 fn unknown_keys_are_parse_errors() {
     let message = problems(
         "user = \"nobody\"\n[binding.a]\nlisten=[\"0.0.0.0:80\"]\ngroup=\"root\"\nlisen=1",
+    );
+    assert!(
+        message.contains("binding `a`: TOML parse error"),
+        "{message}"
     );
     assert!(message.contains("unknown field `lisen`"), "{message}");
     assert!(message.contains("line 5"), "{message}");
