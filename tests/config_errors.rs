@@ -1,0 +1,315 @@
+//! Configuration and set-up errors: exit codes 2/3/4, `portbinder: error:` messages that name
+//! the file, binding, field and value, and no socket file left behind.
+
+mod common;
+
+use std::fs;
+use std::net::{TcpListener, UdpSocket};
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::Path;
+
+use common::*;
+
+const HTTP_BINDING: &str = r#"
+[binding.http]
+listen = ["127.0.0.1:80"]
+group = "www-data"
+"#;
+
+/// Both `check` and `serve` reject `config` with exit 3 and a message naming `needles`
+/// (the file's path is always required), and nothing is created in the socket directory.
+fn assert_config_error(env: &TestEnv, config: &Path, needles: &[&str]) {
+    let path = config.to_str().unwrap();
+    let mut all = vec![path];
+    all.extend_from_slice(needles);
+    for outcome in [
+        run_check(&["--config", path]),
+        run_serve_expect_failure(&["--config", path]),
+    ] {
+        outcome.assert_error(3, &all);
+        assert!(outcome.stdout.is_empty(), "nothing on stdout:\n{outcome}");
+    }
+    assert_eq!(env.socket_files(), Vec::<std::path::PathBuf>::new());
+}
+
+#[test]
+fn unknown_top_level_key() {
+    let env = TestEnv::new();
+    let config = env.write_config(&format!(
+        "{}colour = \"red\"\n{HTTP_BINDING}",
+        env.globals()
+    ));
+    assert_config_error(&env, &config, &["colour"]);
+}
+
+#[test]
+fn unknown_key_in_binding() {
+    let env = TestEnv::new();
+    let config = env.config(
+        r#"
+[binding.http]
+listen = ["127.0.0.1:80"]
+group = "www-data"
+allow_user = ["nobody"]
+"#,
+    );
+    assert_config_error(&env, &config, &["http", "allow_user"]);
+}
+
+#[test]
+fn bad_binding_name() {
+    let env = TestEnv::new();
+    let config = env.config(
+        r#"
+[binding."Web Site"]
+listen = ["127.0.0.1:80"]
+group = "www-data"
+"#,
+    );
+    assert_config_error(&env, &config, &["Web Site"]);
+}
+
+#[test]
+fn bad_address() {
+    let env = TestEnv::new();
+    let config = env.config(
+        r#"
+[binding.http]
+listen = ["127.0.0.1:80", "127.0.0.300:80"]
+group = "www-data"
+"#,
+    );
+    assert_config_error(&env, &config, &["http", "listen", "127.0.0.300:80"]);
+}
+
+#[test]
+fn port_zero() {
+    let env = TestEnv::new();
+    let config = env.config(
+        r#"
+[binding.http]
+listen = ["0.0.0.0:0"]
+group = "www-data"
+"#,
+    );
+    assert_config_error(&env, &config, &["http", "listen", "0.0.0.0:0"]);
+}
+
+#[test]
+fn unknown_run_user() {
+    let env = TestEnv::new();
+    let config = env.write_config(&format!(
+        "user = \"pb-no-such-user\"\nsocket_dir = \"{}\"\n{HTTP_BINDING}",
+        env.socket_dir().display()
+    ));
+    assert_config_error(&env, &config, &["user", "pb-no-such-user"]);
+}
+
+#[test]
+fn unknown_group() {
+    let env = TestEnv::new();
+    let config = env.config(
+        r#"
+[binding.http]
+listen = ["127.0.0.1:80"]
+group = "pb-no-such-group"
+"#,
+    );
+    assert_config_error(&env, &config, &["http", "group", "pb-no-such-group"]);
+}
+
+#[test]
+fn unknown_allowed_user() {
+    let env = TestEnv::new();
+    let config = env.config(
+        r#"
+[binding.http]
+listen = ["127.0.0.1:80"]
+group = "www-data"
+allow_users = ["www-data", "pb-no-such-user"]
+"#,
+    );
+    assert_config_error(&env, &config, &["http", "allow_users", "pb-no-such-user"]);
+}
+
+#[test]
+fn duplicate_address_across_bindings() {
+    let env = TestEnv::new();
+    // The same TCP address, once with the optional tcp:// prefix.
+    let config = env.config(
+        r#"
+[binding.web]
+listen = ["127.0.0.1:80"]
+group = "www-data"
+
+[binding.api]
+listen = ["[::1]:80", "tcp://127.0.0.1:80"]
+group = "www-data"
+"#,
+    );
+    assert_config_error(&env, &config, &["127.0.0.1:80", "web", "api"]);
+}
+
+#[test]
+fn no_bindings() {
+    let env = TestEnv::new();
+    let config = env.write_config(&env.globals());
+    assert_config_error(&env, &config, &["binding"]);
+}
+
+#[test]
+fn missing_config_file() {
+    let env = TestEnv::new();
+    let config = env.path().join("absent.toml");
+    assert_config_error(&env, &config, &[]);
+}
+
+#[test]
+fn bad_mode() {
+    let env = TestEnv::new();
+    let config = env.config(
+        r#"
+[binding.http]
+listen = ["127.0.0.1:80"]
+group = "www-data"
+mode = "0698"
+"#,
+    );
+    assert_config_error(&env, &config, &["http", "mode", "0698"]);
+}
+
+#[test]
+fn run_user_root_is_refused() {
+    let env = TestEnv::new();
+    let config = env.write_config(&format!(
+        "user = \"root\"\nsocket_dir = \"{}\"\n{HTTP_BINDING}",
+        env.socket_dir().display()
+    ));
+    assert_config_error(&env, &config, &["user", "root"]);
+}
+
+#[test]
+fn bind_together_with_config_is_a_usage_error() {
+    let env = TestEnv::new();
+    let config = env.config(HTTP_BINDING);
+    let outcome = run_serve_expect_failure(&[
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--bind".as_ref(),
+        "http=127.0.0.1:80".as_ref(),
+        "--group".as_ref(),
+        "www-data".as_ref(),
+    ]);
+    assert_eq!(outcome.code, Some(2), "{outcome}");
+    assert!(
+        outcome.stderr.contains("--bind") && outcome.stderr.contains("--config"),
+        "{outcome}"
+    );
+    assert!(env.socket_files().is_empty());
+}
+
+#[test]
+fn check_accepts_a_valid_file_and_creates_nothing() {
+    let env = TestEnv::new();
+    let config = env.config(
+        r#"
+[binding.http]
+listen = ["0.0.0.0:80", "[::]:80"]
+backlog = 128
+group = "www-data"
+mode = "0660"
+allow_users = ["nobody", "1"]
+allow_groups = ["nogroup", "33"]
+
+[binding.dns]
+listen = ["udp://127.0.0.1:53", "tcp://127.0.0.1:53"]
+group = "33"
+"#,
+    );
+    let outcome = run_check(&["--config".as_ref(), config.as_os_str()]);
+    outcome.assert_success();
+    assert_eq!(
+        outcome.stdout,
+        format!("portbinder: {}: ok (2 bindings)\n", config.display()),
+        "{outcome}"
+    );
+    assert!(
+        !env.socket_dir().exists(),
+        "check must not create the socket directory"
+    );
+}
+
+// ---- set-up errors (exit 4) -----------------------------------------------------------------
+
+/// `serve` fails with exit 4 naming `needles`, and leaves no socket file.
+fn assert_setup_error(env: &TestEnv, config: &Path, needles: &[&str]) {
+    run_serve_expect_failure(&["--config".as_ref(), config.as_os_str()]).assert_error(4, needles);
+    assert!(
+        env.socket_files().is_empty(),
+        "socket files left behind: {:?}",
+        env.socket_files()
+    );
+}
+
+#[test]
+fn port_already_in_use() {
+    let env = TestEnv::new();
+    let _taken = TcpListener::bind("127.0.0.1:443").unwrap();
+    // The first address binds fine; the second one fails, and nothing may be left of the first.
+    let config = env.config(
+        r#"
+[binding.http]
+listen = ["127.0.0.1:80", "127.0.0.1:443"]
+group = "www-data"
+"#,
+    );
+    assert_setup_error(&env, &config, &["127.0.0.1:443"]);
+    // The failed daemon released 127.0.0.1:80.
+    TcpListener::bind("127.0.0.1:80").expect("127.0.0.1:80 must be free again");
+}
+
+#[test]
+fn udp_port_already_in_use() {
+    let env = TestEnv::new();
+    let _taken = UdpSocket::bind("127.0.0.1:53").unwrap();
+    let config = env.config(
+        r#"
+[binding.dns]
+listen = ["udp://127.0.0.1:53"]
+group = "www-data"
+"#,
+    );
+    assert_setup_error(&env, &config, &["127.0.0.1:53"]);
+}
+
+#[test]
+fn socket_dir_symlink_is_refused() {
+    let env = TestEnv::new();
+    let target = env.path().join("elsewhere");
+    fs::create_dir(&target).unwrap();
+    std::os::unix::fs::chown(&target, Some(65534), Some(65534)).unwrap();
+    symlink(&target, env.socket_dir()).unwrap();
+    let config = env.config(HTTP_BINDING);
+    assert_setup_error(&env, &config, &[env.socket_dir().to_str().unwrap()]);
+    assert_eq!(fs::read_dir(&target).unwrap().count(), 0);
+}
+
+#[test]
+fn socket_dir_writable_by_others_is_refused() {
+    let env = TestEnv::new();
+    fs::create_dir(env.socket_dir()).unwrap();
+    std::os::unix::fs::chown(env.socket_dir(), Some(65534), Some(65534)).unwrap();
+    fs::set_permissions(env.socket_dir(), fs::Permissions::from_mode(0o777)).unwrap();
+    let config = env.config(HTTP_BINDING);
+    assert_setup_error(&env, &config, &[env.socket_dir().to_str().unwrap()]);
+}
+
+#[test]
+fn socket_dir_owned_by_another_user_is_refused() {
+    let env = TestEnv::new();
+    fs::create_dir(env.socket_dir()).unwrap();
+    fs::set_permissions(env.socket_dir(), fs::Permissions::from_mode(0o755)).unwrap();
+    // Owned by root, not by the run user nobody.
+    let config = env.config(HTTP_BINDING);
+    assert_setup_error(&env, &config, &[env.socket_dir().to_str().unwrap()]);
+}

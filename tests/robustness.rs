@@ -1,0 +1,180 @@
+//! Robustness: no fd leaks over many grants, slow or vanishing clients do not block or kill
+//! the daemon, and running out of fds neither busy-loops nor drops waiting clients.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde::Deserialize;
+
+const HTTP_BINDING: &str = r#"
+[binding.http]
+listen = ["127.0.0.1:80", "[::1]:80"]
+group = "www-data"
+"#;
+
+#[derive(Debug, Deserialize)]
+struct Grants {
+    granted: u64,
+    denied: u64,
+}
+
+#[test]
+fn ten_thousand_grants_leak_no_fd() {
+    let env = TestEnv::new();
+    let daemon = env.serve(&env.config(HTTP_BINDING));
+    let baseline = daemon.fd_count();
+
+    let socket = env.socket("http");
+    let grants: Grants = env
+        .client(
+            WWW_DATA,
+            &["grants".as_ref(), socket.as_os_str(), "10000".as_ref()],
+        )
+        .finish(EXIT_TIMEOUT)
+        .json();
+    assert_eq!((grants.granted, grants.denied), (10_000, 0), "{grants:?}");
+    daemon.wait_fd_count(baseline);
+}
+
+#[test]
+fn stalled_clients_do_not_delay_the_next_one() {
+    let env = TestEnv::new();
+    let daemon = env.serve(&env.config(HTTP_BINDING));
+    let baseline = daemon.fd_count();
+    let socket = env.socket("http");
+
+    let mut stall = env.client(
+        WWW_DATA,
+        &[
+            "stall".as_ref(),
+            socket.as_os_str(),
+            "200".as_ref(),
+            "60".as_ref(),
+        ],
+    );
+    stall.expect_line("stalled", EXIT_TIMEOUT);
+
+    // The bound is only a liveness limit: a daemon waiting on the stalled peers would hang
+    // until they go away (60 s).
+    let started = Instant::now();
+    env.probe(WWW_DATA, &socket).assert_granted(2);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "grant took {:?} behind 200 stalled clients",
+        started.elapsed()
+    );
+    drop(stall);
+    daemon.wait_fd_count(baseline);
+}
+
+#[test]
+fn vanishing_clients_do_not_kill_the_daemon() {
+    let env = TestEnv::new();
+    let mut daemon = env.serve(&env.config(HTTP_BINDING));
+    let baseline = daemon.fd_count();
+    let socket = env.socket("http");
+
+    env.client(
+        WWW_DATA,
+        &["vanish".as_ref(), socket.as_os_str(), "100".as_ref()],
+    )
+    .finish(EXIT_TIMEOUT)
+    .assert_success();
+
+    env.probe(WWW_DATA, &socket).assert_granted(2);
+    assert!(daemon.is_running(), "{}", daemon.report());
+    daemon.wait_fd_count(baseline);
+}
+
+/// Connections waiting in the accept queue of the daemon's listening Unix socket in
+/// `socket_dir` (its Recv-Q in `ss -xl`; the name `ss` shows is the one the socket was bound
+/// to, which may be a temporary name renamed into place since).
+fn pending_connections(socket_dir: &Path) -> u32 {
+    let out = Command::new("ss")
+        .args(["-Hxl"])
+        .output()
+        .expect("run ss (iproute2)");
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let dir = format!(" {}/", socket_dir.display());
+    let line = listing
+        .lines()
+        .find(|l| l.contains(&dir))
+        .unwrap_or_else(|| panic!("no listening socket in{dir} in:\n{listing}"));
+    // Netid State Recv-Q Send-Q Local-Address ...
+    line.split_whitespace().nth(2).unwrap().parse().unwrap()
+}
+
+/// `prlimit --pid PID --nofile=SOFT:HARD`, run as the daemon's user (nobody): root may lack
+/// CAP_SYS_RESOURCE (it does in some sandboxes), and a process whose uids and gids all match
+/// the target's may change its limits without it.
+fn set_nofile(pid: u32, soft: u64, hard: &str) {
+    let mut cmd = Command::new("prlimit");
+    cmd.arg(format!("--pid={pid}"))
+        .arg(format!("--nofile={soft}:{hard}"));
+    NOBODY.apply(&mut cmd);
+    let out = cmd.output().expect("run prlimit (util-linux)");
+    assert!(
+        out.status.success(),
+        "prlimit: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The soft and hard RLIMIT_NOFILE of `pid` as `/proc/PID/limits` shows them.
+fn nofile_limits(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let values: Vec<&str> = line.split_whitespace().collect();
+    (values[3].to_owned(), values[4].to_owned())
+}
+
+#[test]
+fn fd_exhaustion_waits_without_spinning_and_recovers() {
+    let env = TestEnv::new();
+    let daemon = env.serve(&env.config(HTTP_BINDING));
+    let pid = daemon.pid();
+    let baseline = daemon.fd_count();
+    let (soft, hard) = nofile_limits(pid);
+
+    // With the limit at the lowest free fd number, no new fd can be allocated (that is the
+    // fd count itself when the daemon's fds are numbered without gaps).
+    let fds = proc_fds(pid);
+    let lowest_free = (0..).find(|fd| !fds.contains(fd)).unwrap();
+    set_nofile(pid, lowest_free as u64, &hard);
+
+    let socket = env.socket("http");
+    let mut waiting = env.client(WWW_DATA, &["probe".as_ref(), socket.as_os_str()]);
+    let queued = wait_until(EXIT_TIMEOUT, || pending_connections(&env.socket_dir()) > 0);
+    assert!(
+        queued,
+        "the client never connected
+{}",
+        waiting.report()
+    );
+    let ticks_before = daemon.cpu_ticks();
+    thread::sleep(Duration::from_secs(1));
+    let spent = daemon.cpu_ticks() - ticks_before;
+    assert!(
+        spent < 30,
+        "daemon used {spent} clock ticks in 1 s while out of fds (busy loop?)\n{}",
+        daemon.report()
+    );
+    assert!(
+        waiting.try_status().is_none(),
+        "client was answered while the daemon could not accept:\n{}",
+        waiting.report()
+    );
+
+    set_nofile(pid, soft.parse().unwrap(), &hard);
+    let probe: Probe = waiting.finish(EXIT_TIMEOUT).json();
+    probe.assert_granted(2);
+    daemon.wait_fd_count(baseline);
+}
