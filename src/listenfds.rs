@@ -34,7 +34,7 @@ pub enum ListenFdsError {
         count: usize,
     },
     /// An announced descriptor is not open.
-    #[error("LISTEN_FDS announces fd {fd}, which is not open: {source}")]
+    #[error("LISTEN_FDS announces fd {fd}, which is not open")]
     Closed {
         /// The descriptor number.
         fd: RawFd,

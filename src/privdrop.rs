@@ -34,7 +34,7 @@ pub struct Dropped {
 
 /// A step of the drop failed; the daemon must not serve.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot drop privileges: {step}: {source}")]
+#[error("cannot drop privileges: {step} failed")]
 pub struct DropError {
     /// What was being done.
     pub step: &'static str,
@@ -171,5 +171,38 @@ pub fn verify(dropped: &Dropped) -> Result<(), VerifyError> {
         Ok(())
     } else {
         Err(VerifyError { failures })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The checker itself must fail on a process that still holds privileges: here the test
+    /// process, which runs as root with capabilities (the suite runs as root).
+    #[test]
+    fn verify_fails_while_privileges_are_held() {
+        assert!(Uid::effective().is_root(), "the test suite runs as root");
+        let held = Dropped {
+            uid: Uid::current(),
+            gid: Gid::current(),
+            bounding_cleared: true,
+            was_root: true,
+        };
+        let failures = verify(&held).unwrap_err().failures.join("\n");
+        for expected in [
+            "Uid is still 0",
+            "CapPrm is",
+            "CapEff is",
+            "capget reports Effective non-empty",
+            "bounding set",
+            "NoNewPrivs is not 1",
+            "setuid(0) succeeded",
+        ] {
+            assert!(
+                failures.contains(expected),
+                "{expected} missing from:\n{failures}"
+            );
+        }
     }
 }

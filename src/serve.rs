@@ -133,22 +133,9 @@ pub fn run(load: impl FnOnce() -> Result<Config, ConfigError>) -> Result<(), Ser
     }
 
     // 6 and 7. Drop, then prove it. A failure is logged and ends the daemon before it serves.
-    let dropped = privdrop::drop_privileges(run_as, config.user_gid).inspect_err(|e| {
-        log::error!(
-            "{}",
-            Line::new("drop")
-                .field("result", "failed")
-                .field("error", e)
-        )
-    })?;
-    privdrop::verify(&dropped).inspect_err(|e| {
-        log::error!(
-            "{}",
-            Line::new("drop")
-                .field("result", "unverified")
-                .field("error", e)
-        )
-    })?;
+    let dropped = privdrop::drop_privileges(run_as, config.user_gid)
+        .inspect_err(|e| log_failed_drop("failed", e))?;
+    privdrop::verify(&dropped).inspect_err(|e| log_failed_drop("unverified", e))?;
     log_start(&config, &endpoints, &bound, &dropped);
 
     // 8. Serve.
@@ -178,6 +165,22 @@ pub fn run(load: impl FnOnce() -> Result<Config, ConfigError>) -> Result<(), Ser
     );
     drop(endpoints);
     Ok(())
+}
+
+/// Logs why the daemon stops before serving: the error and its causes, on one line.
+fn log_failed_drop(result: &str, error: &dyn std::error::Error) {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text = format!("{text}: {e}");
+        cause = e.source();
+    }
+    log::error!(
+        "{}",
+        Line::new("drop")
+            .field("result", result)
+            .field("error", text)
+    );
 }
 
 fn block_signals() -> Result<SignalFd, SetupError> {

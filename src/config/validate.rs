@@ -41,6 +41,13 @@ pub fn validate(raw: Raw, origin: Origin) -> Result<Config, ConfigError> {
             );
             None
         }
+        Ok(user) if user.gid.is_some_and(|g| g.as_raw() == 0) => {
+            problems.global(
+                "user",
+                format!("`{user_text}` has primary group 0 (root): give it a group of its own"),
+            );
+            None
+        }
         Ok(user) if user.gid.is_none() => {
             problems.global("user", format!("uid {} has no passwd entry, so it has no primary group: name a user that exists", user.uid));
             None

@@ -1,0 +1,213 @@
+//! How the daemon starts: as root, as the run user with ambient capabilities (systemd's
+//! AmbientCapabilities=), as the wrong user, or unable to drop; and what it does with stray
+//! inherited descriptors.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use common::*;
+
+const HTTP_BINDING: &str = r#"
+[binding.http]
+listen = ["127.0.0.1:80"]
+group = "www-data"
+"#;
+
+/// `setpriv SETPRIV_ARGS -- portbinder serve --config CONFIG`.
+fn serve_under_setpriv(setpriv: &[&str], config: &std::path::Path) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.args(setpriv).arg("--").arg(binary()).args([
+        "serve".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+    ]);
+    cmd
+}
+
+/// Creates the socket directory owned by nobody, as systemd's RuntimeDirectory= would for
+/// `User=nobody`.
+fn runtime_dir_for_nobody(env: &TestEnv) {
+    fs::create_dir(env.socket_dir()).unwrap();
+    std::os::unix::fs::chown(env.socket_dir(), Some(65534), Some(65534)).unwrap();
+    fs::set_permissions(env.socket_dir(), fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn status_field(daemon: &Daemon, key: &str) -> String {
+    daemon.proc_status().get(key).cloned().unwrap_or_default()
+}
+
+#[test]
+fn ambient_capabilities_start_keeps_uid_and_clears_every_set() {
+    let env = TestEnv::new();
+    runtime_dir_for_nobody(&env);
+    let config = env.config(HTTP_BINDING);
+    fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).unwrap();
+    let daemon = Daemon::spawn(serve_under_setpriv(
+        &[
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=+net_bind_service,+chown",
+            "--ambient-caps=+net_bind_service,+chown",
+        ],
+        &config,
+    ));
+    // It bound port 80 and chowned the socket to www-data with only those two capabilities.
+    env.probe(WWW_DATA, &env.socket("http")).assert_granted(1);
+    for caps in ["CapInh", "CapPrm", "CapEff", "CapAmb"] {
+        assert_eq!(status_field(&daemon, caps), "0000000000000000", "{caps}");
+    }
+    assert_eq!(status_field(&daemon, "NoNewPrivs"), "1");
+    assert_eq!(
+        status_field(&daemon, "Uid")
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["65534"; 4]
+    );
+    // Without CAP_SETPCAP the bounding set cannot be emptied; the drop line says so.
+    daemon
+        .wait_event("drop", &[("result", "verified"), ("uid", "65534")])
+        .assert_fields(&[("caps", "none-bounding-kept"), ("no_new_privs", "1")]);
+}
+
+#[test]
+fn ambient_capabilities_with_setpcap_also_empty_the_bounding_set() {
+    let env = TestEnv::new();
+    runtime_dir_for_nobody(&env);
+    let config = env.config(HTTP_BINDING);
+    fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).unwrap();
+    let daemon = Daemon::spawn(serve_under_setpriv(
+        &[
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=+net_bind_service,+chown,+setpcap",
+            "--ambient-caps=+net_bind_service,+chown,+setpcap",
+        ],
+        &config,
+    ));
+    for caps in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(status_field(&daemon, caps), "0000000000000000", "{caps}");
+    }
+    daemon
+        .wait_event("drop", &[("result", "verified")])
+        .assert_fields(&[("caps", "none")]);
+    env.probe(WWW_DATA, &env.socket("http")).assert_granted(1);
+}
+
+#[test]
+fn non_root_start_as_another_user_is_refused() {
+    let env = TestEnv::new();
+    let config = env.config(HTTP_BINDING);
+    fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).unwrap();
+    let outcome = Proc::spawn(
+        serve_under_setpriv(&["--reuid=33", "--regid=33", "--clear-groups"], &config),
+        "portbinder serve as www-data",
+    )
+    .finish(EXIT_TIMEOUT);
+    outcome.assert_error(4, &["started as uid 33 without root", "`nobody`"]);
+    assert!(env.socket_files().is_empty());
+}
+
+#[test]
+fn failed_drop_exits_5_logs_it_and_leaves_no_socket_file() {
+    let env = TestEnv::new();
+    let config = env.config(HTTP_BINDING);
+    let offset = syslog_offset();
+    // Root without CAP_SETUID: it binds and creates its socket, then setresuid fails.
+    let outcome = Proc::spawn(
+        serve_under_setpriv(&["--bounding-set=-setuid"], &config),
+        "portbinder serve without CAP_SETUID",
+    )
+    .finish(EXIT_TIMEOUT);
+    outcome.assert_error(
+        5,
+        &[
+            "cannot drop privileges: setresuid failed",
+            "Operation not permitted",
+        ],
+    );
+    assert!(env.socket_files().is_empty(), "{:?}", env.socket_files());
+    let logged = syslog_lines_since(offset);
+    assert!(
+        logged.iter().any(|l| l.starts_with("authpriv.err ")
+            && l.contains("event=drop result=failed")
+            && l.contains("setresuid failed: Operation not permitted")),
+        "{logged:#?}"
+    );
+    assert!(
+        !logged.iter().any(|l| l.contains("event=ready")),
+        "{logged:#?}"
+    );
+}
+
+#[test]
+fn stray_inherited_descriptors_are_closed() {
+    let env = TestEnv::new();
+    let config = env.config(HTTP_BINDING);
+    let secret = env.path().join("secret");
+    fs::write(&secret, "root only\n").unwrap();
+    let file = fs::File::open(&secret).unwrap();
+    let raw = file.as_raw_fd();
+    let mut cmd = portbinder_command(&["serve".as_ref(), "--config".as_ref(), config.as_os_str()]);
+    // SAFETY: dup2 is async-signal-safe; the hook only duplicates an fd opened before fork
+    // onto fd 9 (without close-on-exec), as a careless parent would leak it.
+    unsafe {
+        cmd.pre_exec(move || match libc::dup2(raw, 9) {
+            -1 => Err(io::Error::last_os_error()),
+            _ => Ok(()),
+        });
+    }
+    let daemon = Daemon::spawn(cmd);
+    let links = proc_fd_links(daemon.pid());
+    assert!(
+        !links
+            .iter()
+            .any(|(_, target)| OsStr::new(target) == secret.as_os_str()),
+        "the daemon kept an inherited fd to {}: {links:?}",
+        secret.display()
+    );
+}
+
+#[test]
+fn example_server_from_the_readme_serves_port_80() {
+    let env = TestEnv::new();
+    let _daemon = env.serve(&env.config(HTTP_BINDING));
+    let script = env.path().join("hello_server.py");
+    fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/examples/hello_server.py"),
+        &script,
+    )
+    .unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o644)).unwrap();
+    let mut cmd = Command::new("/usr/bin/python3");
+    cmd.arg(&script).arg(env.socket("http")).env_clear();
+    WWW_DATA.apply(&mut cmd);
+    let mut server = Proc::spawn(cmd, "examples/hello_server.py");
+    server.expect_line("serving on ('127.0.0.1', 80) as uid 33", EXIT_TIMEOUT);
+    let reply = http_get("127.0.0.1:80");
+    assert!(reply.starts_with("HTTP/1.0 200"), "{reply}");
+    assert!(
+        reply.ends_with("hello from an unprivileged server on port 80\n"),
+        "{reply}"
+    );
+}
+
+#[test]
+fn example_config_is_valid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/portbinder.toml");
+    // The example names the packaged user `portbinder`, which test machines lack.
+    let outcome = run_check(&["--config", path, "--user", "nobody"]);
+    outcome.assert_success();
+    assert_eq!(
+        outcome.stdout,
+        format!("portbinder: {path}: ok (1 binding)\n")
+    );
+}
