@@ -25,6 +25,40 @@ pub enum Command {
     /// Validate the configuration (syntax, names, addresses, users, groups, duplicates)
     /// without binding or creating anything.
     Check(ConfigArgs),
+    /// Fetch bindings and exec PROGRAM with them at fds 3, 4, … (systemd's LISTEN_FDS
+    /// protocol), or with --preload for a program that just calls bind(2).
+    Exec(ExecArgs),
+    /// List the bindings in the socket directory and whether you may fetch each.
+    List(ListArgs),
+}
+
+/// `portbinder exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Directory of the daemon's Unix sockets.
+    #[arg(long, value_name = "DIR", default_value = config::DEFAULT_SOCKET_DIR)]
+    pub socket_dir: PathBuf,
+    /// Hand the sockets to an LD_PRELOAD shim that serves the program's own bind(2)
+    /// calls, instead of LISTEN_FDS.
+    #[arg(long)]
+    pub preload: bool,
+    /// The shim library (default: beside this executable, else /usr/lib/portbinder).
+    #[arg(long, value_name = "PATH", requires = "preload")]
+    pub preload_lib: Option<PathBuf>,
+    /// Binding names, comma- or space-separated; their sockets are placed in this order.
+    #[arg(required = true, value_name = "NAME[,NAME...]", value_delimiter = ',')]
+    pub names: Vec<String>,
+    /// The program to run, and its arguments.
+    #[arg(last = true, required = true, value_name = "PROGRAM [ARGS...]")]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+/// `portbinder list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Directory of the daemon's Unix sockets.
+    #[arg(long, value_name = "DIR", default_value = config::DEFAULT_SOCKET_DIR)]
+    pub socket_dir: PathBuf,
 }
 
 /// Where the configuration comes from: a file, or flags for a one-off run.

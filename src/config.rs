@@ -158,6 +158,14 @@ pub struct Binding {
     pub allow_groups: Vec<Gid>,
 }
 
+/// Whether `name` is a valid binding name: 1 to 64 characters of `a-z`, `0-9`, `_`, `-`.
+pub fn is_valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
 impl Binding {
     /// The path of this binding's Unix socket in `dir`.
     pub fn socket_path(&self, dir: &Path) -> PathBuf {

@@ -22,6 +22,39 @@ fn main() -> ExitCode {
             }
             Err(e) => Err((anyhow::Error::new(e), 3)),
         },
+        Command::Exec(args) => {
+            let request = portbinder::exec::Request {
+                names: args.names,
+                socket_dir: args.socket_dir,
+                preload: args
+                    .preload
+                    .then(|| args.preload_lib.unwrap_or_else(portbinder::exec::find_shim)),
+                command: args.command,
+            };
+            let error = portbinder::exec::exec(&request);
+            let code = error.exit_code();
+            Err((anyhow::Error::new(error), code))
+        }
+        Command::List(args) => {
+            let caller = portbinder::list::Caller::current();
+            match portbinder::list::list(&args.socket_dir, &caller) {
+                Ok(entries) if entries.is_empty() => {
+                    println!("no bindings in {}", args.socket_dir.display());
+                    Ok(())
+                }
+                Ok(entries) => {
+                    print!("{}", portbinder::list::render(&entries));
+                    Ok(())
+                }
+                Err(e) => Err((
+                    anyhow::Error::new(e).context(format!(
+                        "cannot list {} (is portbinder running? is --socket-dir right?)",
+                        args.socket_dir.display()
+                    )),
+                    7,
+                )),
+            }
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,16 +5,18 @@
 //!   sockets in configuration order (with one socket this is what Python's
 //!   `multiprocessing.reduction.send_handle` sends);
 //! * denial: payload byte `0` followed by a short UTF-8 reason, and no descriptors.
+//!
+//! This module is the sending side; the receiving side lives in the `portbinder-client`
+//! crate (so applications do not depend on the daemon) and is re-exported here.
 
 use std::io::IoSlice;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
-use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
+use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
 
-/// The most descriptors one grant carries.
-pub const MAX_FDS: usize = 255;
-/// The longest denial reason sent, in bytes.
-pub const MAX_REASON: usize = 400;
+pub use portbinder_client::protocol::{
+    Answer, MAX_FDS, MAX_REASON, ProtocolError, ReceiveError, decode, receive,
+};
 
 /// Flags for every answer: never block on a client that does not read, and never raise
 /// SIGPIPE for one that has gone.
@@ -46,99 +48,6 @@ pub fn send_denial(conn: BorrowedFd<'_>, reason: &str) -> nix::Result<()> {
         None,
     )
     .map(drop)
-}
-
-/// The daemon's answer, as a client receives it.
-#[derive(Debug)]
-pub enum Answer {
-    /// The binding's sockets, in configuration order, close-on-exec.
-    Granted(Vec<OwnedFd>),
-    /// The daemon's reason for refusing.
-    Denied(String),
-}
-
-/// An answer that does not follow the protocol.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ProtocolError {
-    /// The daemon closed the connection without answering.
-    #[error("the daemon closed the connection without an answer")]
-    Empty,
-    /// More descriptors were sent than the receive buffer holds; the kernel dropped some.
-    #[error("the answer's descriptors were truncated (MSG_CTRUNC)")]
-    Truncated,
-    /// The count byte does not match the descriptors received.
-    #[error("the answer announces {announced} descriptors but carries {received}")]
-    CountMismatch {
-        /// The payload's count byte.
-        announced: u8,
-        /// The descriptors in SCM_RIGHTS.
-        received: usize,
-    },
-    /// A grant carried extra payload bytes, or a denial carried descriptors.
-    #[error("malformed answer: {0}")]
-    Malformed(&'static str),
-}
-
-/// Decodes an answer from its payload, the descriptors received with it (already owned,
-/// so they are closed on every error path) and whether the control data was truncated.
-pub fn decode(payload: &[u8], fds: Vec<OwnedFd>, truncated: bool) -> Result<Answer, ProtocolError> {
-    if truncated {
-        return Err(ProtocolError::Truncated);
-    }
-    match payload {
-        [] => Err(ProtocolError::Empty),
-        [0, reason @ ..] if fds.is_empty() => {
-            Ok(Answer::Denied(String::from_utf8_lossy(reason).into_owned()))
-        }
-        [0, ..] => Err(ProtocolError::Malformed("a denial carries descriptors")),
-        [n] if usize::from(*n) == fds.len() => Ok(Answer::Granted(fds)),
-        [n] => Err(ProtocolError::CountMismatch {
-            announced: *n,
-            received: fds.len(),
-        }),
-        [_, ..] => Err(ProtocolError::Malformed(
-            "a grant carries more than its count byte",
-        )),
-    }
-}
-
-/// Receives and decodes one answer on a connected socket (blocking). Descriptors are
-/// received close-on-exec (MSG_CMSG_CLOEXEC).
-pub fn receive(conn: BorrowedFd<'_>) -> Result<Answer, ReceiveError> {
-    let mut payload = [0u8; 1 + MAX_REASON];
-    let mut cmsg_space = nix::cmsg_space!([RawFd; MAX_FDS]);
-    let mut iov = [std::io::IoSliceMut::new(&mut payload)];
-    let msg = recvmsg::<()>(
-        conn.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg_space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .map_err(ReceiveError::Io)?;
-    let truncated = msg.flags.contains(MsgFlags::MSG_CTRUNC);
-    let mut fds = Vec::new();
-    // With MSG_CTRUNC, nix refuses to iterate; the descriptors that did arrive are then
-    // unreachable here, which is why the buffer holds the protocol's maximum.
-    if let Ok(cmsgs) = msg.cmsgs() {
-        for cmsg in cmsgs {
-            if let ControlMessageOwned::ScmRights(raw) = cmsg {
-                fds.extend(raw.into_iter().map(crate::sys::own_received));
-            }
-        }
-    }
-    let len = msg.bytes;
-    decode(&payload[..len], fds, truncated).map_err(ReceiveError::Protocol)
-}
-
-/// Receiving an answer failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ReceiveError {
-    /// recvmsg failed.
-    #[error("cannot receive the answer: {0}")]
-    Io(nix::Error),
-    /// The answer broke the protocol.
-    #[error(transparent)]
-    Protocol(ProtocolError),
 }
 
 #[cfg(test)]

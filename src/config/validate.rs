@@ -107,12 +107,7 @@ fn binding(
     problems: &mut Problems,
 ) -> Option<Binding> {
     let before = problems.0.len();
-    if name.is_empty()
-        || name.len() > 64
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-    {
+    if !super::is_valid_name(name) {
         problems.0.push(format!(
             "binding `{}`: the name must be 1 to 64 characters of a-z, 0-9, `_` and `-` (it names the socket file)",
             name.escape_debug()

@@ -1,0 +1,203 @@
+//! Fetch listening sockets from a [portbinder] daemon.
+//!
+//! portbinder binds privileged ports (80, 443, 53…) as root, drops every privilege and
+//! hands the bound sockets to the processes its configuration allows. This crate is the
+//! client side of its protocol (docs/PROTOCOL.md): connect to `<socket_dir>/<name>.sock`,
+//! send nothing, receive the binding's sockets. It depends on `nix` and `thiserror` only,
+//! so an application pulls in nothing of the daemon.
+//!
+//! ```no_run
+//! // In a server that may not bind port 80 itself:
+//! let listener = portbinder_client::tcp_listener("http")?;
+//! for stream in listener.incoming() {
+//!     // …
+//! #   break;
+//! }
+//! # Ok::<(), portbinder_client::Error>(())
+//! ```
+//!
+//! [portbinder]: https://example.invalid/portbinder
+
+pub mod protocol;
+mod sys;
+
+use std::io;
+use std::net::{TcpListener, UdpSocket};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use nix::sys::socket::{SockType, getsockopt, sockopt};
+
+use protocol::{Answer, ReceiveError};
+
+pub use protocol::ProtocolError;
+
+/// The daemon's default socket directory.
+pub const DEFAULT_SOCKET_DIR: &str = "/run/portbinder";
+
+/// Why a binding could not be fetched. Match on it to tell the cases apart.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The binding's socket file does not exist: no such binding, or the daemon is not
+    /// running (it removes its socket files when it stops).
+    #[error("no binding at {}: check the name with `portbinder list`, and that portbinder is running", path.display())]
+    NotFound {
+        /// The socket path tried.
+        path: PathBuf,
+    },
+    /// The access was refused: by the daemon (with its reason), or by the socket file's
+    /// permissions before the daemon was even asked.
+    #[error("access to {} denied: {reason}", path.display())]
+    Denied {
+        /// The socket path.
+        path: PathBuf,
+        /// The daemon's reason, or the file-permission explanation.
+        reason: String,
+    },
+    /// The daemon's answer broke the protocol.
+    #[error("protocol error from {}: {error}", path.display())]
+    Protocol {
+        /// The socket path.
+        path: PathBuf,
+        /// What was wrong.
+        error: ProtocolError,
+    },
+    /// Any other I/O error (for example ECONNREFUSED: a stale socket file left by a daemon
+    /// that was killed).
+    #[error("cannot fetch from {}: {error}{}", path.display(), io_hint(error))]
+    Io {
+        /// The socket path.
+        path: PathBuf,
+        /// The cause.
+        error: io::Error,
+    },
+    /// The granted socket is not of the type the caller asked for.
+    #[error("{} granted {found}, not {wanted}", path.display())]
+    WrongType {
+        /// The socket path.
+        path: PathBuf,
+        /// What was expected.
+        wanted: &'static str,
+        /// What was received.
+        found: String,
+    },
+}
+
+fn io_hint(e: &io::Error) -> &'static str {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => " (the socket file is stale: is portbinder running?)",
+        _ => "",
+    }
+}
+
+/// The socket path of binding `name` in the default directory.
+pub fn socket_path(name: &str) -> PathBuf {
+    Path::new(DEFAULT_SOCKET_DIR).join(format!("{name}.sock"))
+}
+
+/// Fetches the sockets of binding `name` from the daemon's default socket directory.
+/// See [`fetch_from`].
+pub fn fetch(name: &str) -> Result<Vec<OwnedFd>, Error> {
+    fetch_from(&socket_path(name))
+}
+
+/// Fetches the sockets behind the Unix socket `path`, in the binding's configuration order.
+/// They are close-on-exec and owned by the caller.
+///
+/// ```
+/// # use std::os::fd::AsFd;
+/// # use std::os::unix::net::UnixListener;
+/// # let dir = std::env::temp_dir().join(format!("pbc-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// # let path = dir.join("http.sock");
+/// # let _ = std::fs::remove_file(&path);
+/// # let server = UnixListener::bind(&path).unwrap();
+/// # let bound = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+/// # let daemon = std::thread::spawn(move || {
+/// #     // A stand-in for the daemon: one grant of one socket, as portbinder sends it.
+/// #     let (conn, _) = server.accept().unwrap();
+/// #     let fds = [std::os::fd::AsRawFd::as_raw_fd(&bound)];
+/// #     let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
+/// #     nix::sys::socket::sendmsg::<()>(std::os::fd::AsRawFd::as_raw_fd(&conn),
+/// #         &[std::io::IoSlice::new(&[1])], &cmsg, nix::sys::socket::MsgFlags::empty(), None).unwrap();
+/// # });
+/// let fds = portbinder_client::fetch_from(&path)?;
+/// assert_eq!(fds.len(), 1);
+/// let listener = std::net::TcpListener::from(fds.into_iter().next().unwrap());
+/// println!("listening on {}", listener.local_addr()?);
+/// # daemon.join().unwrap();
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn fetch_from(path: &Path) -> Result<Vec<OwnedFd>, Error> {
+    let conn = UnixStream::connect(path).map_err(|source| match source.kind() {
+        io::ErrorKind::NotFound => Error::NotFound { path: path.to_owned() },
+        io::ErrorKind::PermissionDenied => Error::Denied {
+            path: path.to_owned(),
+            reason: "the socket file's permissions do not let you connect (are you in its group? see `portbinder list`)".to_owned(),
+        },
+        _ => Error::Io { path: path.to_owned(), error: source },
+    })?;
+    match protocol::receive(conn.as_fd()) {
+        Ok(Answer::Granted(fds)) => Ok(fds),
+        Ok(Answer::Denied(reason)) => Err(Error::Denied {
+            path: path.to_owned(),
+            reason,
+        }),
+        Err(ReceiveError::Protocol(error)) => Err(Error::Protocol {
+            path: path.to_owned(),
+            error,
+        }),
+        Err(ReceiveError::Io(errno)) => Err(Error::Io {
+            path: path.to_owned(),
+            error: errno.into(),
+        }),
+    }
+}
+
+/// Fetches binding `name` and returns its first socket as a TCP listener.
+///
+/// ```no_run
+/// let listener = portbinder_client::tcp_listener("http")?;
+/// let (stream, peer) = listener.accept()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn tcp_listener(name: &str) -> Result<TcpListener, Error> {
+    first_of(
+        &socket_path(name),
+        SockType::Stream,
+        "a TCP listening socket",
+    )
+    .map(TcpListener::from)
+}
+
+/// Fetches binding `name` and returns its first socket as a bound UDP socket.
+///
+/// ```no_run
+/// let socket = portbinder_client::udp_socket("dns")?;
+/// let mut buf = [0u8; 512];
+/// let (len, peer) = socket.recv_from(&mut buf)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn udp_socket(name: &str) -> Result<UdpSocket, Error> {
+    first_of(&socket_path(name), SockType::Datagram, "a UDP socket").map(UdpSocket::from)
+}
+
+fn first_of(path: &Path, kind: SockType, wanted: &'static str) -> Result<OwnedFd, Error> {
+    let fd = fetch_from(path)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Protocol {
+            path: path.to_owned(),
+            error: ProtocolError::Empty,
+        })?;
+    match getsockopt(&fd.as_fd(), sockopt::SockType) {
+        Ok(found) if found == kind => Ok(fd),
+        found => Err(Error::WrongType {
+            path: path.to_owned(),
+            wanted,
+            found: format!("{found:?}"),
+        }),
+    }
+}

@@ -1,0 +1,55 @@
+//! `libportbinder_preload.so`: an LD_PRELOAD shim that serves a program's own bind(2)
+//! calls with sockets granted by portbinder, for programs that know nothing of
+//! `LISTEN_FDS`.
+//!
+//! `portbinder exec --preload NAME -- PROGRAM` fetches the binding, places its sockets at
+//! fds 3, 4, …, names them in `PORTBINDER_FDS` and execs PROGRAM with this library
+//! preloaded. When the program binds an address that a granted socket is bound to (same
+//! family, type and port, and the same address or a granted wildcard), the shim puts the
+//! granted socket in place of the program's socket (dup3 onto the same fd number, keeping
+//! the program's close-on-exec and O_NONBLOCK choices) and returns 0, so the program's
+//! listen() and accept() work on the shared socket. Everything else goes to the real
+//! bind(2). The shim opens no connection, prints nothing, never unwinds into C (a panic
+//! becomes EINVAL), and by default removes itself from the environment so the program's
+//! children do not inherit it (set `PORTBINDER_PRELOAD_INHERIT=1` to keep it).
+//!
+//! Limits: programs that make raw system calls (Go) bypass it: use `portbinder exec`
+//! without `--preload`. The granted socket is shared with every holder, so socket options
+//! and O_NONBLOCK set on it apply to all.
+
+mod granted;
+mod sys;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use libc::{c_int, sockaddr, socklen_t};
+
+/// Runs once when the library is loaded, before the program's `main`, while the process
+/// is single-threaded: reads and hides the granted descriptors.
+extern "C" fn on_load() {
+    let _ = catch_unwind(granted::init);
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static ON_LOAD: extern "C" fn() = on_load;
+
+/// The interposed bind(2).
+///
+/// # Safety
+///
+/// The caller passes what bind(2) takes: `addr` points to `len` readable bytes (or is
+/// null, which the real bind rejects).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
+    // SAFETY: forwarded from our own caller's contract (see above).
+    let target = unsafe { sys::read_sockaddr(addr, len) };
+    match catch_unwind(AssertUnwindSafe(|| {
+        target.and_then(|t| granted::take_over(fd, &t))
+    })) {
+        Ok(Some(result)) => result,
+        // SAFETY: the same arguments, untouched, to the real bind(2).
+        Ok(None) => unsafe { sys::real_bind(fd, addr, len) },
+        Err(_) => sys::fail(libc::EINVAL),
+    }
+}
