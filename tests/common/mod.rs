@@ -1029,3 +1029,57 @@ pub fn http_get(addr: &str) -> String {
         .unwrap_or_else(|e| panic!("read reply from {addr}: {e}"));
     reply
 }
+
+// ---------------------------------------------------------------------------------------------
+// Running the client side as other users
+// ---------------------------------------------------------------------------------------------
+
+impl TestEnv {
+    /// Copies `src` into the test directory as `name`, mode 0755, so other users can run it
+    /// whatever the permissions of the build tree (CI's clone may sit under /root).
+    pub fn install(&self, src: &Path, name: &str) -> PathBuf {
+        let dst = self.path().join(name);
+        fs::copy(src, &dst).unwrap_or_else(|e| panic!("copy {}: {e}", src.display()));
+        fs::set_permissions(&dst, fs::Permissions::from_mode(0o755)).unwrap();
+        dst
+    }
+
+    /// `portbinder <args...>` run as `user` from a copy of the binary in the test directory,
+    /// with a clean environment (PATH only) and the test directory as working directory.
+    pub fn portbinder_as<S: AsRef<OsStr>>(&self, user: User, args: &[S]) -> Command {
+        let copy = self.path().join("portbinder");
+        if !copy.exists() {
+            self.install(&binary(), "portbinder");
+        }
+        let mut cmd = Command::new(copy);
+        cmd.args(args)
+            .current_dir(self.path())
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("LANG", "C.UTF-8");
+        user.apply(&mut cmd);
+        cmd
+    }
+
+    /// The LD_PRELOAD shim, copied into the test directory.
+    pub fn preload_lib(&self) -> PathBuf {
+        let built = binary().with_file_name("libportbinder_preload.so");
+        self.install(&built, "libportbinder_preload.so")
+    }
+}
+
+/// A file built next to the binary under test (`target/debug/examples/NAME`, …).
+pub fn built(relative: &str) -> PathBuf {
+    binary().with_file_name(relative)
+}
+
+/// Like [`http_get`], but an error (nothing listening yet, reset…) is returned, not a panic.
+pub fn try_http_get(addr: &str) -> io::Result<String> {
+    let addr: SocketAddr = addr.parse().map_err(io::Error::other)?;
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply)?;
+    Ok(reply)
+}

@@ -1,0 +1,416 @@
+//! `portbinder exec`: real unmodified servers (gunicorn from Debian, a Rust server on the
+//! listenfd crate) get port 80 through systemd's LISTEN_FDS protocol as an unprivileged
+//! user; every failure exits with its documented code, explains itself and does not exec.
+
+mod common;
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{self, IoSlice};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixListener;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::thread;
+
+use common::*;
+use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+
+const BINDINGS: &str = r#"
+[binding.http]
+listen = ["127.0.0.1:80", "[::1]:80"]
+group = "www-data"
+mode = "0666"
+
+[binding.dns]
+listen = ["udp://127.0.0.1:53"]
+group = "www-data"
+"#;
+
+/// Prints, as one JSON object, the LISTEN_* variables, its pid and, for each open fd above
+/// 2, its type (and whether it is close-on-exec: it must not be, it survived an exec).
+const SHOW_FDS: &str = r#"
+import json, os, socket
+fds = {}
+for name in os.listdir("/proc/self/fd"):
+    fd = int(name)
+    if fd <= 2:
+        continue
+    try:
+        dup = os.dup(fd)
+    except OSError:
+        continue  # the directory listing's own fd, closed by now
+    try:
+        s = socket.socket(fileno=dup)
+        fds[fd] = [s.family.name, s.type.name, s.getsockname()[1]]
+        s.close()
+    except OSError:
+        os.close(dup)
+        fds[fd] = os.readlink(f"/proc/self/fd/{fd}")
+env = {k: v for k, v in os.environ.items() if k.startswith("LISTEN")}
+print(json.dumps({"pid": os.getpid(), "env": env, "fds": fds}))
+"#;
+
+#[derive(Debug, serde::Deserialize)]
+struct Shown {
+    pid: u32,
+    env: HashMap<String, String>,
+    fds: HashMap<String, serde_json::Value>,
+}
+
+#[test]
+fn gunicorn_from_debian_serves_port_80_unprivileged() {
+    let env = TestEnv::new();
+    let _daemon = env.serve(&env.config(BINDINGS));
+    fs::write(
+        env.path().join("wsgi_app.py"),
+        "import os\n\
+         def app(environ, start_response):\n    \
+             start_response('200 OK', [('Content-Type', 'text/plain')])\n    \
+             return [b'gunicorn as uid %d\\n' % os.getuid()]\n",
+    )
+    .unwrap();
+    let socket_dir = env.socket_dir();
+    let mut gunicorn = Proc::spawn(
+        env.portbinder_as(
+            WWW_DATA,
+            &[
+                "exec".as_ref(),
+                "--socket-dir".as_ref(),
+                socket_dir.as_os_str(),
+                "http".as_ref(),
+                "--".as_ref(),
+                "/usr/bin/gunicorn".as_ref(),
+                "--workers=1".as_ref(),
+                "--chdir".as_ref(),
+                env.path().as_os_str(),
+                "wsgi_app:app".as_ref(),
+            ],
+        ),
+        "gunicorn under portbinder exec",
+    );
+    let mut reply = String::new();
+    let answered = wait_until(EXIT_TIMEOUT, || {
+        reply = try_http_get("127.0.0.1:80").unwrap_or_default();
+        !reply.is_empty() || gunicorn.try_status().is_some()
+    });
+    assert!(
+        answered && reply.contains(" 200 OK\r\n"),
+        "{reply}\n{}",
+        gunicorn.report()
+    );
+    assert!(reply.ends_with("gunicorn as uid 33\n"), "{reply}");
+    // gunicorn took both sockets of the binding (LISTEN_FDS=2): the IPv6 one answers too.
+    assert!(
+        try_http_get("[::1]:80")
+            .unwrap_or_default()
+            .ends_with("uid 33\n")
+    );
+    gunicorn.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(
+        gunicorn.wait_timeout(EXIT_TIMEOUT).is_some(),
+        "{}",
+        gunicorn.report()
+    );
+}
+
+#[test]
+fn rust_listenfd_server_serves_port_80_unprivileged() {
+    let env = TestEnv::new();
+    let _daemon = env.serve(&env.config(BINDINGS));
+    let server = env.install(&built("examples/listenfd_server"), "listenfd_server");
+    let socket_dir = env.socket_dir();
+    let mut cmd = env.portbinder_as(
+        WWW_DATA,
+        &[
+            "exec".as_ref(),
+            "--socket-dir".as_ref(),
+            socket_dir.as_os_str(),
+            "http".as_ref(),
+            "--".as_ref(),
+            server.as_os_str(),
+        ],
+    );
+    cmd.env("SERVE_REQUESTS", "1");
+    let mut proc = Proc::spawn(cmd, "listenfd_server under portbinder exec");
+    proc.expect_line("serving on 127.0.0.1:80", EXIT_TIMEOUT);
+    let reply = http_get("127.0.0.1:80");
+    assert!(
+        reply.ends_with("listenfd server on 127.0.0.1:80, uid 33\n"),
+        "{reply}"
+    );
+    proc.finish(EXIT_TIMEOUT).assert_success();
+}
+
+#[test]
+fn listen_fdnames_name_every_fd_and_other_fds_are_untouched() {
+    let env = TestEnv::new();
+    let _daemon = env.serve(&env.config(BINDINGS));
+    let script = env.path().join("show_fds.py");
+    fs::write(&script, SHOW_FDS).unwrap();
+    let socket_dir = env.socket_dir();
+    let mut cmd = env.portbinder_as(
+        WWW_DATA,
+        &[
+            "exec".as_ref(),
+            "--socket-dir".as_ref(),
+            socket_dir.as_os_str(),
+            "http,dns".as_ref(),
+            "--".as_ref(),
+            "/usr/bin/python3".as_ref(),
+            script.as_os_str(),
+        ],
+    );
+    // An fd the parent hands down on purpose (at 20, without close-on-exec) must survive.
+    let keep = fs::File::open(&script).unwrap();
+    let raw = keep.as_raw_fd();
+    // SAFETY: dup2 is async-signal-safe and only duplicates an fd opened before the fork.
+    unsafe {
+        cmd.pre_exec(move || match libc::dup2(raw, 20) {
+            -1 => Err(io::Error::last_os_error()),
+            _ => Ok(()),
+        });
+    }
+    let shown: Shown = Proc::spawn(cmd, "exec http,dns")
+        .finish(EXIT_TIMEOUT)
+        .json();
+    assert_eq!(shown.env["LISTEN_FDS"], "3");
+    assert_eq!(shown.env["LISTEN_FDNAMES"], "http:http:dns");
+    assert_eq!(
+        shown.env["LISTEN_PID"],
+        shown.pid.to_string(),
+        "exec keeps the pid"
+    );
+    let fd = |n: &str| shown.fds.get(n).cloned().unwrap_or_default();
+    assert_eq!(fd("3"), serde_json::json!(["AF_INET", "SOCK_STREAM", 80]));
+    assert_eq!(fd("4"), serde_json::json!(["AF_INET6", "SOCK_STREAM", 80]));
+    assert_eq!(fd("5"), serde_json::json!(["AF_INET", "SOCK_DGRAM", 53]));
+    assert_eq!(fd("20"), serde_json::json!(script.to_str().unwrap()));
+    // No other socket: the connections to the daemon were closed before the exec. (Fds
+    // that the test runner passes down, such as a jobserver pipe, stay: not ours to close.)
+    let sockets = shown.fds.values().filter(|v| v.is_array()).count();
+    assert_eq!(sockets, 3, "only the granted sockets: {shown:?}");
+}
+
+/// Runs `portbinder exec ARGS -- touch MARKER` as `user`, expects failure with `code` and
+/// every needle on stderr, and checks that the program did not run.
+fn assert_exec_fails(env: &TestEnv, user: User, names: &str, code: i32, needles: &[&str]) {
+    let marker = env.path().join("ran");
+    let socket_dir = env.socket_dir();
+    let outcome = Proc::spawn(
+        env.portbinder_as(
+            user,
+            &[
+                "exec".as_ref(),
+                "--socket-dir".as_ref(),
+                socket_dir.as_os_str(),
+                names.as_ref(),
+                "--".as_ref(),
+                "/usr/bin/touch".as_ref(),
+                marker.as_os_str(),
+            ],
+        ),
+        "portbinder exec",
+    )
+    .finish(EXIT_TIMEOUT);
+    outcome.assert_error(code, needles);
+    assert!(!marker.exists(), "the program ran despite the error");
+}
+
+#[test]
+fn exec_errors_have_codes_and_reasons_and_never_exec() {
+    let env = TestEnv::new();
+    // The daemon is not running: no socket directory at all.
+    assert_exec_fails(
+        &env,
+        WWW_DATA,
+        "http",
+        7,
+        &["binding `http`", "http.sock", "portbinder list", "running"],
+    );
+
+    let daemon = env.serve(&env.config(BINDINGS));
+    let sock = env.socket("http");
+    let sock = sock.to_str().unwrap();
+    // No such binding.
+    assert_exec_fails(
+        &env,
+        WWW_DATA,
+        "http,nope",
+        7,
+        &["binding `nope`", "nope.sock"],
+    );
+    // Denied by the daemon, with its reason (http is 0666, so nobody can connect).
+    assert_exec_fails(
+        &env,
+        NOBODY,
+        "http",
+        6,
+        &[
+            "binding `http`",
+            sock,
+            "uid 65534 may not fetch binding `http`",
+        ],
+    );
+    // Denied by the socket file's mode (dns is 0660; nobody owns neither file nor group...
+    // but nobody is the daemon's own user, so use daemon (uid 1)).
+    assert_exec_fails(
+        &env,
+        DAEMON,
+        "dns",
+        6,
+        &["binding `dns`", "permissions", "portbinder list"],
+    );
+    // A bad name never reaches the daemon.
+    assert_exec_fails(
+        &env,
+        WWW_DATA,
+        "../etc",
+        2,
+        &["`../etc` is not a binding name"],
+    );
+    // A stale socket file: the daemon was killed (no clean-up), the file stays.
+    daemon.signal(nix::sys::signal::Signal::SIGKILL);
+    drop(daemon);
+    assert!(env.socket("http").exists());
+    assert_exec_fails(
+        &env,
+        WWW_DATA,
+        "http",
+        7,
+        &[
+            "binding `http`",
+            "Connection refused",
+            "is portbinder running",
+        ],
+    );
+}
+
+#[test]
+fn exec_protocol_errors_exit_8() {
+    let env = TestEnv::new();
+    fs::create_dir_all(env.socket_dir()).unwrap();
+    let fake = UnixListener::bind(env.socket("http")).unwrap();
+    fs::set_permissions(
+        env.socket("http"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .unwrap();
+    // A broken daemon: announces 2 sockets but sends 1.
+    let server = thread::spawn(move || {
+        let (conn, _) = fake.accept().unwrap();
+        let one = [conn.as_raw_fd()];
+        sendmsg::<()>(
+            conn.as_raw_fd(),
+            &[IoSlice::new(&[2])],
+            &[ControlMessage::ScmRights(&one)],
+            MsgFlags::empty(),
+            None,
+        )
+        .unwrap();
+    });
+    assert_exec_fails(
+        &env,
+        WWW_DATA,
+        "http",
+        8,
+        &[
+            "binding `http`",
+            "protocol error",
+            "announces 2 descriptors but carries 1",
+        ],
+    );
+    server.join().unwrap();
+}
+
+#[test]
+fn exec_program_errors_and_busy_fds() {
+    let env = TestEnv::new();
+    let _daemon = env.serve(&env.config(BINDINGS));
+    let socket_dir = env.socket_dir();
+    let run = |program: &str| {
+        Proc::spawn(
+            env.portbinder_as(
+                WWW_DATA,
+                &[
+                    "exec",
+                    "--socket-dir",
+                    socket_dir.to_str().unwrap(),
+                    "http",
+                    "--",
+                    program,
+                ],
+            ),
+            "portbinder exec",
+        )
+        .finish(EXIT_TIMEOUT)
+    };
+    run("/nonexistent/server").assert_error(
+        127,
+        &["cannot execute `/nonexistent/server`", "No such file"],
+    );
+    run("/etc/passwd").assert_error(126, &["cannot execute `/etc/passwd`", "Permission denied"]);
+
+    // fd 3 already open in the parent: the sockets cannot go there without clobbering it.
+    let mut cmd = env.portbinder_as(
+        WWW_DATA,
+        &[
+            "exec",
+            "--socket-dir",
+            socket_dir.to_str().unwrap(),
+            "http",
+            "--",
+            "/usr/bin/true",
+        ],
+    );
+    let file = fs::File::open("/etc/hostname").unwrap();
+    let raw = file.as_raw_fd();
+    // SAFETY: dup2 is async-signal-safe and only duplicates an fd opened before the fork.
+    unsafe {
+        // If the file already is fd 3, dup2 is a no-op that keeps close-on-exec: clear it.
+        cmd.pre_exec(move || {
+            if libc::dup2(raw, 3) == -1 || libc::fcntl(3, libc::F_SETFD, 0) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Proc::spawn(cmd, "portbinder exec with fd 3 open")
+        .finish(EXIT_TIMEOUT)
+        .assert_error(9, &["fd 3 is already open"]);
+}
+
+#[test]
+fn python_client_from_docs_clients_md_works() {
+    let env = TestEnv::new();
+    let _daemon = env.serve(&env.config(BINDINGS));
+    let doc = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/CLIENTS.md")).unwrap();
+    let start = doc
+        .find("```python\n")
+        .expect("a python block in docs/CLIENTS.md")
+        + "```python\n".len();
+    let end = start + doc[start..].find("```").unwrap();
+    let script = env.path().join("client_from_docs.py");
+    fs::write(&script, &doc[start..end]).unwrap();
+    let run = |user: User| {
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.arg(&script).arg(env.socket("http")).env_clear();
+        user.apply(&mut cmd);
+        Proc::spawn(cmd, "python client from docs/CLIENTS.md").finish(EXIT_TIMEOUT)
+    };
+    let granted = run(WWW_DATA);
+    granted.assert_success();
+    assert_eq!(
+        granted.stdout,
+        "AF_INET SOCK_STREAM ('127.0.0.1', 80)\nAF_INET6 SOCK_STREAM ('::1', 80, 0, 0)\n",
+        "{granted}"
+    );
+    let denied = run(NOBODY);
+    assert_eq!(denied.code, Some(1), "{denied}");
+    assert!(
+        denied
+            .stderr
+            .contains("uid 65534 may not fetch binding `http`"),
+        "{denied}"
+    );
+}
