@@ -149,9 +149,9 @@ pub fn fetch_from(path: &Path) -> Result<Vec<OwnedFd>, Error> {
             path: path.to_owned(),
             error,
         }),
-        Err(ReceiveError::Io(errno)) => Err(Error::Io {
+        Err(ReceiveError::Io(error)) => Err(Error::Io {
             path: path.to_owned(),
-            error: errno.into(),
+            error,
         }),
     }
 }

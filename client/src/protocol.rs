@@ -3,10 +3,10 @@
 //! * grant: payload one byte `N` (1..=255) and `SCM_RIGHTS` carrying `N` sockets;
 //! * denial: payload byte `0` followed by a UTF-8 reason, and no descriptors.
 
-use std::io::IoSliceMut;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
-
-use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+use std::io;
+#[cfg(test)]
+use std::os::fd::RawFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 
 use crate::sys;
 
@@ -82,7 +82,7 @@ pub fn decode(payload: &[u8], fds: Vec<OwnedFd>, truncated: bool) -> Result<Answ
 pub enum ReceiveError {
     /// recvmsg failed.
     #[error("cannot receive the answer: {0}")]
-    Io(nix::Error),
+    Io(io::Error),
     /// The answer broke the protocol.
     #[error(transparent)]
     Protocol(ProtocolError),
@@ -110,28 +110,78 @@ pub enum ReceiveError {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn receive(conn: BorrowedFd<'_>) -> Result<Answer, ReceiveError> {
+    receive_at_most(conn, MAX_FDS)
+}
+
+/// [`receive`] with room for only `max_fds` descriptors (a smaller buffer makes the kernel
+/// truncate larger grants, which is reported, never leaked).
+pub fn receive_at_most(conn: BorrowedFd<'_>, max_fds: usize) -> Result<Answer, ReceiveError> {
     let mut payload = [0u8; 1 + MAX_REASON];
-    let mut cmsg_space = nix::cmsg_space!([RawFd; MAX_FDS]);
-    let mut iov = [IoSliceMut::new(&mut payload)];
-    let msg = recvmsg::<()>(
-        conn.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg_space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .map_err(ReceiveError::Io)?;
-    let truncated = msg.flags.contains(MsgFlags::MSG_CTRUNC);
-    let mut fds = Vec::new();
-    // With MSG_CTRUNC nix refuses to iterate, and the descriptors that did arrive could not
-    // be reached to close them: the buffer is sized for the protocol's maximum so that a
-    // conforming daemon never causes it.
-    if let Ok(cmsgs) = msg.cmsgs() {
-        for cmsg in cmsgs {
-            if let ControlMessageOwned::ScmRights(raw) = cmsg {
-                fds.extend(raw.into_iter().map(sys::own_received));
-            }
-        }
+    let got = sys::recv_with_fds(conn, &mut payload, max_fds).map_err(ReceiveError::Io)?;
+    decode(&payload[..got.len], got.fds, got.truncated).map_err(ReceiveError::Protocol)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::{AsFd, AsRawFd};
+    use std::os::unix::net::UnixStream;
+
+    fn send(to: &UnixStream, payload: &[u8], fds: &[RawFd]) {
+        let cmsg = [nix::sys::socket::ControlMessage::ScmRights(fds)];
+        let cmsg: &[_] = if fds.is_empty() { &[] } else { &cmsg };
+        nix::sys::socket::sendmsg::<()>(
+            to.as_raw_fd(),
+            &[std::io::IoSlice::new(payload)],
+            cmsg,
+            nix::sys::socket::MsgFlags::empty(),
+            None,
+        )
+        .unwrap();
     }
-    let len = msg.bytes;
-    decode(&payload[..len], fds, truncated).map_err(ReceiveError::Protocol)
+
+    /// The lowest descriptor number that is free right now.
+    fn lowest_free() -> RawFd {
+        let probe = std::fs::File::open("/dev/null").unwrap();
+        probe.as_raw_fd()
+    }
+
+    /// Serialises the tests of this module: they watch descriptor numbers.
+    static FDS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    #[test]
+    fn truncated_grants_are_errors_and_leak_nothing() {
+        let _fds = FDS.lock().unwrap();
+        let (daemon, client) = UnixStream::pair().unwrap();
+        let (a, b) = UnixStream::pair().unwrap();
+        let (c, d) = UnixStream::pair().unwrap();
+        let four = [a.as_raw_fd(), b.as_raw_fd(), c.as_raw_fd(), d.as_raw_fd()];
+        send(&daemon, &[4], &four);
+        let free = lowest_free();
+        // Room for one descriptor (CMSG_SPACE rounds up to two): the kernel truncates.
+        let err = receive_at_most(client.as_fd(), 1).unwrap_err();
+        assert!(
+            matches!(err, ReceiveError::Protocol(ProtocolError::Truncated)),
+            "{err:?}"
+        );
+        // The descriptors that did arrive landed on the lowest free numbers and were
+        // closed again with the error.
+        assert_eq!(lowest_free(), free);
+    }
+
+    #[test]
+    fn grants_denials_and_eof() {
+        let _fds = FDS.lock().unwrap();
+        let (daemon, client) = UnixStream::pair().unwrap();
+        let (a, b) = UnixStream::pair().unwrap();
+        send(&daemon, &[2], &[a.as_raw_fd(), b.as_raw_fd()]);
+        assert!(matches!(receive(client.as_fd()), Ok(Answer::Granted(fds)) if fds.len() == 2));
+        send(&daemon, b"\0go away", &[]);
+        assert!(matches!(receive(client.as_fd()), Ok(Answer::Denied(r)) if r == "go away"));
+        drop(daemon);
+        assert!(matches!(
+            receive(client.as_fd()),
+            Err(ReceiveError::Protocol(ProtocolError::Empty))
+        ));
+    }
 }
