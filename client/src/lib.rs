@@ -18,6 +18,8 @@
 //!
 //! [portbinder]: https://example.invalid/portbinder
 
+#[doc(hidden)]
+pub mod doc_support;
 pub mod protocol;
 mod sys;
 
@@ -92,12 +94,23 @@ fn io_hint(e: &io::Error) -> &'static str {
 }
 
 /// The socket path of binding `name` in the default directory.
+///
+/// ```
+/// assert_eq!(portbinder_client::socket_path("http"), std::path::Path::new("/run/portbinder/http.sock"));
+/// ```
 pub fn socket_path(name: &str) -> PathBuf {
     Path::new(DEFAULT_SOCKET_DIR).join(format!("{name}.sock"))
 }
 
 /// Fetches the sockets of binding `name` from the daemon's default socket directory.
 /// See [`fetch_from`].
+///
+/// ```no_run
+/// for fd in portbinder_client::fetch("http")? {
+///     // one socket per address of the binding, in configuration order
+/// }
+/// # Ok::<(), portbinder_client::Error>(())
+/// ```
 pub fn fetch(name: &str) -> Result<Vec<OwnedFd>, Error> {
     fetch_from(&socket_path(name))
 }
@@ -106,28 +119,14 @@ pub fn fetch(name: &str) -> Result<Vec<OwnedFd>, Error> {
 /// They are close-on-exec and owned by the caller.
 ///
 /// ```
-/// # use std::os::fd::AsFd;
-/// # use std::os::unix::net::UnixListener;
-/// # let dir = std::env::temp_dir().join(format!("pbc-doc-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir).unwrap();
-/// # let path = dir.join("http.sock");
-/// # let _ = std::fs::remove_file(&path);
-/// # let server = UnixListener::bind(&path).unwrap();
-/// # let bound = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-/// # let daemon = std::thread::spawn(move || {
-/// #     // A stand-in for the daemon: one grant of one socket, as portbinder sends it.
-/// #     let (conn, _) = server.accept().unwrap();
-/// #     let fds = [std::os::fd::AsRawFd::as_raw_fd(&bound)];
-/// #     let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
-/// #     nix::sys::socket::sendmsg::<()>(std::os::fd::AsRawFd::as_raw_fd(&conn),
-/// #         &[std::io::IoSlice::new(&[1])], &cmsg, nix::sys::socket::MsgFlags::empty(), None).unwrap();
-/// # });
+/// # let bound = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// # let (dir, path, daemon) = portbinder_client::doc_support::stand_in(vec![bound.into()]);
 /// let fds = portbinder_client::fetch_from(&path)?;
 /// assert_eq!(fds.len(), 1);
 /// let listener = std::net::TcpListener::from(fds.into_iter().next().unwrap());
 /// println!("listening on {}", listener.local_addr()?);
 /// # daemon.join().unwrap();
-/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # drop(dir);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn fetch_from(path: &Path) -> Result<Vec<OwnedFd>, Error> {
@@ -156,7 +155,8 @@ pub fn fetch_from(path: &Path) -> Result<Vec<OwnedFd>, Error> {
     }
 }
 
-/// Fetches binding `name` and returns its first socket as a TCP listener.
+/// Fetches binding `name` from the default directory and returns its first socket as a TCP
+/// listener. See [`tcp_listener_from`].
 ///
 /// ```no_run
 /// let listener = portbinder_client::tcp_listener("http")?;
@@ -164,15 +164,29 @@ pub fn fetch_from(path: &Path) -> Result<Vec<OwnedFd>, Error> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn tcp_listener(name: &str) -> Result<TcpListener, Error> {
-    first_of(
-        &socket_path(name),
-        SockType::Stream,
-        "a TCP listening socket",
-    )
-    .map(TcpListener::from)
+    tcp_listener_from(&socket_path(name))
 }
 
-/// Fetches binding `name` and returns its first socket as a bound UDP socket.
+/// Fetches the binding behind `path` and returns its first socket as a TCP listener; a
+/// binding whose first socket is not TCP is [`Error::WrongType`].
+///
+/// ```
+/// # let bound = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// # let (dir, path, daemon) = portbinder_client::doc_support::stand_in(vec![bound.into()]);
+/// let listener = portbinder_client::tcp_listener_from(&path)?;
+/// let addr = listener.local_addr()?;
+/// std::net::TcpStream::connect(addr)?;
+/// let (_stream, _peer) = listener.accept()?;
+/// # daemon.join().unwrap();
+/// # drop(dir);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn tcp_listener_from(path: &Path) -> Result<TcpListener, Error> {
+    first_of(path, SockType::Stream, "a TCP listening socket").map(TcpListener::from)
+}
+
+/// Fetches binding `name` from the default directory and returns its first socket as a
+/// bound UDP socket. See [`udp_socket_from`].
 ///
 /// ```no_run
 /// let socket = portbinder_client::udp_socket("dns")?;
@@ -181,7 +195,26 @@ pub fn tcp_listener(name: &str) -> Result<TcpListener, Error> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn udp_socket(name: &str) -> Result<UdpSocket, Error> {
-    first_of(&socket_path(name), SockType::Datagram, "a UDP socket").map(UdpSocket::from)
+    udp_socket_from(&socket_path(name))
+}
+
+/// Fetches the binding behind `path` and returns its first socket as a bound UDP socket.
+///
+/// ```
+/// # let bound = std::net::UdpSocket::bind("127.0.0.1:0")?;
+/// # let (dir, path, daemon) = portbinder_client::doc_support::stand_in(vec![bound.into()]);
+/// let socket = portbinder_client::udp_socket_from(&path)?;
+/// let sender = std::net::UdpSocket::bind("127.0.0.1:0")?;
+/// sender.send_to(b"ping", socket.local_addr()?)?;
+/// let mut buf = [0u8; 8];
+/// let (len, _) = socket.recv_from(&mut buf)?;
+/// assert_eq!(&buf[..len], b"ping");
+/// # daemon.join().unwrap();
+/// # drop(dir);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn udp_socket_from(path: &Path) -> Result<UdpSocket, Error> {
+    first_of(path, SockType::Datagram, "a UDP socket").map(UdpSocket::from)
 }
 
 fn first_of(path: &Path, kind: SockType, wanted: &'static str) -> Result<OwnedFd, Error> {
