@@ -1,7 +1,7 @@
 //! Listen addresses: `tcp://IP:PORT` (the default scheme) and `udp://IP:PORT`, IPv4 or IPv6.
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::str::FromStr;
 
 /// The transport protocol of a listening socket.
@@ -81,12 +81,8 @@ impl ListenAddr {
         self.proto == other.proto
             && a.port() == b.port()
             && a.is_ipv4() == b.is_ipv4()
-            && (a.ip() == b.ip() || is_wildcard(a.ip()) || is_wildcard(b.ip()))
+            && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
     }
-}
-
-fn is_wildcard(ip: IpAddr) -> bool {
-    ip.is_unspecified()
 }
 
 #[cfg(test)]

@@ -93,7 +93,12 @@ impl ExecError {
 
 /// Fetches every binding, places the sockets at fds 3, 4, … and execs the program. Returns
 /// only on failure, having closed every descriptor it opened.
-pub fn exec(request: &Request) -> ExecError {
+///
+/// # Safety
+///
+/// The process must have one thread: the sockets are moved onto descriptor numbers that
+/// were checked to be free, which another thread could take in between.
+pub unsafe fn exec(request: &Request) -> ExecError {
     match prepare(request) {
         Ok(mut command) => {
             let error = command.exec();

@@ -59,7 +59,7 @@ pub fn count() -> Result<usize, ListenFdsError> {
 /// Takes ownership of the passed descriptors and removes the variables from the
 /// environment, so nothing started later inherits them. Call once, at start-up, before
 /// anything else opens a descriptor.
-pub fn take() -> Result<Vec<Inherited>, ListenFdsError> {
+pub(crate) fn take() -> Result<Vec<Inherited>, ListenFdsError> {
     let count = count()?;
     let names: Vec<String> = match std::env::var("LISTEN_FDNAMES") {
         Ok(text) if count > 0 => text.split(':').map(str::to_owned).collect(),

@@ -31,7 +31,8 @@ fn main() -> ExitCode {
                     .then(|| args.preload_lib.unwrap_or_else(portbinder::exec::find_shim)),
                 command: args.command,
             };
-            let error = portbinder::exec::exec(&request);
+            // SAFETY: `portbinder` never starts a thread; this is its only one.
+            let error = unsafe { portbinder::exec::exec(&request) };
             let code = error.exit_code();
             Err((anyhow::Error::new(error), code))
         }

@@ -38,6 +38,9 @@ pub use protocol::ProtocolError;
 /// The daemon's default socket directory.
 pub const DEFAULT_SOCKET_DIR: &str = "/run/portbinder";
 
+/// How long to wait for the daemon's answer once connected.
+pub const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Why a binding could not be fetched. Match on it to tell the cases apart.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -89,6 +92,9 @@ pub enum Error {
 fn io_hint(e: &io::Error) -> &'static str {
     match e.kind() {
         io::ErrorKind::ConnectionRefused => " (the socket file is stale: is portbinder running?)",
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+            " (no answer in time: is portbinder stopped or overloaded?)"
+        }
         _ => "",
     }
 }
@@ -138,6 +144,12 @@ pub fn fetch_from(path: &Path) -> Result<Vec<OwnedFd>, Error> {
         },
         _ => Error::Io { path: path.to_owned(), error: source },
     })?;
+    // The daemon answers at once; a hung daemon must not hang the caller forever.
+    conn.set_read_timeout(Some(ANSWER_TIMEOUT))
+        .map_err(|error| Error::Io {
+            path: path.to_owned(),
+            error,
+        })?;
     match protocol::receive(conn.as_fd()) {
         Ok(Answer::Granted(fds)) => Ok(fds),
         Ok(Answer::Denied(reason)) => Err(Error::Denied {

@@ -1,6 +1,6 @@
 //! The granted sockets and the decision whether a bind(2) is one of them.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::OnceLock;
 
 use libc::c_int;
@@ -16,7 +16,8 @@ const LIB_NAME: &str = "libportbinder_preload.so";
 
 struct Granted {
     fd: c_int,
-    kind: c_int,
+    /// SO_TYPE and SO_PROTOCOL.
+    kind: (c_int, c_int),
     addr: SocketAddr,
 }
 
@@ -25,6 +26,7 @@ static GRANTED: OnceLock<Vec<Granted>> = OnceLock::new();
 /// Reads `PORTBINDER_FDS`, remembers each socket's type and address, and (unless asked
 /// to be inherited) marks them close-on-exec and removes the shim from the environment.
 pub fn init() {
+    sys::resolve_real_bind();
     let inherit = std::env::var(INHERIT_VAR).is_ok_and(|v| v == "1");
     let granted: Vec<Granted> = std::env::var(FDS_VAR)
         .unwrap_or_default()
@@ -62,11 +64,7 @@ pub fn take_over(fd: c_int, target: &SocketAddr) -> Option<c_int> {
         g.kind == kind
             && g.addr.is_ipv4() == target.is_ipv4()
             && g.addr.port() == target.port()
-            && (g.addr.ip() == target.ip() || is_wildcard(g.addr.ip()))
+            && (g.addr.ip() == target.ip() || g.addr.ip().is_unspecified())
     })?;
     Some(sys::replace(granted.fd, fd))
-}
-
-fn is_wildcard(ip: IpAddr) -> bool {
-    ip.is_unspecified()
 }

@@ -18,22 +18,26 @@ pub fn fail(errno: c_int) -> c_int {
     -1
 }
 
+/// Resolves the real bind(2) (the next one in the lookup order, libc's). Called from the
+/// load-time constructor, so that bind() itself never calls dlsym, which is not
+/// async-signal-safe.
+pub fn resolve_real_bind() {
+    // SAFETY: dlsym with RTLD_NEXT and a NUL-terminated name only looks up a symbol.
+    let f = unsafe { libc::dlsym(libc::RTLD_NEXT, c"bind".as_ptr()) } as usize;
+    REAL_BIND.store(f, Ordering::Release);
+}
+
 /// Calls the real bind(2).
 ///
 /// # Safety
 ///
 /// The arguments must satisfy bind(2)'s contract, as our caller's did.
 pub unsafe fn real_bind(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
-    let mut f = REAL_BIND.load(Ordering::Acquire);
+    let f = REAL_BIND.load(Ordering::Acquire);
     if f == 0 {
-        // SAFETY: dlsym with RTLD_NEXT and a NUL-terminated name only looks up a symbol.
-        f = unsafe { libc::dlsym(libc::RTLD_NEXT, c"bind".as_ptr()) } as usize;
-        if f == 0 {
-            return fail(libc::ENOSYS);
-        }
-        REAL_BIND.store(f, Ordering::Release);
+        return fail(libc::ENOSYS);
     }
-    // SAFETY: `f` is the address of libc's bind, whose signature is BindFn.
+    // SAFETY: `f` is the address dlsym gave for libc's bind, whose signature is BindFn.
     let real: BindFn = unsafe { std::mem::transmute::<usize, BindFn>(f) };
     // SAFETY: forwarded unchanged under the caller's contract.
     unsafe { real(fd, addr, len) }
@@ -76,25 +80,33 @@ pub unsafe fn read_sockaddr(addr: *const sockaddr, len: socklen_t) -> Option<Soc
     }
 }
 
-/// SO_TYPE of `fd`.
-pub fn socket_type(fd: c_int) -> Option<c_int> {
-    let mut kind: c_int = 0;
+fn int_option(fd: c_int, option: c_int) -> Option<c_int> {
+    let mut value: c_int = 0;
     let mut len = size_of::<c_int>() as socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `kind`, which has that size.
+    // SAFETY: getsockopt writes at most `len` bytes into `value`, which has that size.
     let ret = unsafe {
         libc::getsockopt(
             fd,
             libc::SOL_SOCKET,
-            libc::SO_TYPE,
-            (&raw mut kind).cast(),
+            option,
+            (&raw mut value).cast(),
             &mut len,
         )
     };
-    (ret == 0).then_some(kind)
+    (ret == 0).then_some(value)
+}
+
+/// SO_TYPE and SO_PROTOCOL of `fd`: (SOCK_STREAM, IPPROTO_TCP) for TCP, and so on, so an
+/// SCTP or MPTCP stream socket is never mistaken for TCP.
+pub fn socket_type(fd: c_int) -> Option<(c_int, c_int)> {
+    Some((
+        int_option(fd, libc::SO_TYPE)?,
+        int_option(fd, libc::SO_PROTOCOL)?,
+    ))
 }
 
 /// The type and local address of a granted socket.
-pub fn describe(fd: c_int) -> Option<(c_int, SocketAddr)> {
+pub fn describe(fd: c_int) -> Option<((c_int, c_int), SocketAddr)> {
     let kind = socket_type(fd)?;
     // SAFETY: an all-zero sockaddr_storage is a valid value of the type.
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
