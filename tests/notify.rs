@@ -1,0 +1,361 @@
+//! systemd integration of the daemon, against a stand-in for the service manager: a datagram
+//! socket the test binds and names in `NOTIFY_SOCKET`, reading what systemd would read
+//! (the text, the SCM_RIGHTS descriptors and the kernel's SCM_CREDENTIALS of the sender).
+//! The fd store round trip hands the stored sockets back the way systemd does on a restart:
+//! LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES, in another order than they were stored.
+//! (The real systemd is exercised by e2e/run.)
+
+mod common;
+
+use std::ffi::OsStr;
+use std::io::IoSliceMut;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixDatagram;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use nix::cmsg_space;
+use nix::fcntl::{FcntlArg, fcntl};
+use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg, setsockopt, sockopt};
+use nix::sys::stat::fstat;
+
+use common::*;
+
+/// How long a notification may take to arrive; STATUS updates come every 5 s at most.
+const NOTIFY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// One notification as the service manager receives it.
+#[derive(Debug)]
+struct Message {
+    text: String,
+    fds: Vec<OwnedFd>,
+    pid: i32,
+    uid: u32,
+}
+
+impl Message {
+    fn inodes(&self) -> Vec<u64> {
+        self.fds.iter().map(inode).collect()
+    }
+}
+
+fn inode(fd: &OwnedFd) -> u64 {
+    fstat(fd).unwrap().st_ino
+}
+
+/// The service manager's end: a datagram socket with SO_PASSCRED, as systemd's.
+struct FakeSystemd {
+    socket: UnixDatagram,
+    /// The value for NOTIFY_SOCKET.
+    address: String,
+}
+
+impl FakeSystemd {
+    /// Binds `<dir>/notify`.
+    fn at_path(dir: &Path) -> FakeSystemd {
+        let path = dir.join("notify");
+        let socket = UnixDatagram::bind(&path).unwrap();
+        FakeSystemd::new(socket, path.to_str().unwrap().to_owned())
+    }
+
+    /// Binds an abstract address (`@name` in NOTIFY_SOCKET), private to the test's netns.
+    fn abstract_named(name: &str) -> FakeSystemd {
+        use std::os::linux::net::SocketAddrExt;
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name).unwrap();
+        let socket = UnixDatagram::bind_addr(&addr).unwrap();
+        FakeSystemd::new(socket, format!("@{name}"))
+    }
+
+    fn new(socket: UnixDatagram, address: String) -> FakeSystemd {
+        setsockopt(&socket, sockopt::PassCred, &true).unwrap();
+        socket.set_read_timeout(Some(NOTIFY_TIMEOUT)).unwrap();
+        FakeSystemd { socket, address }
+    }
+
+    /// The next notification; panics after [`NOTIFY_TIMEOUT`].
+    fn recv(&self) -> Message {
+        let mut buf = vec![0u8; 4096];
+        let mut space = cmsg_space!([RawFd; 253], nix::sys::socket::UnixCredentials);
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let msg = recvmsg::<()>(
+            self.socket.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )
+        .unwrap_or_else(|e| panic!("no notification within {NOTIFY_TIMEOUT:?}: {e}"));
+        let (mut fds, mut pid, mut uid) = (Vec::new(), 0, u32::MAX);
+        for cmsg in msg.cmsgs().unwrap() {
+            match cmsg {
+                ControlMessageOwned::ScmRights(received) => {
+                    // SAFETY: recvmsg just installed these descriptors in this process; nothing
+                    // else knows their numbers, so each is owned exactly once.
+                    fds.extend(
+                        received
+                            .iter()
+                            .map(|&fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                    );
+                }
+                ControlMessageOwned::ScmCredentials(creds) => {
+                    pid = creds.pid();
+                    uid = creds.uid();
+                }
+                other => panic!("unexpected control message {other:?}"),
+            }
+        }
+        let len = msg.bytes;
+        Message {
+            text: String::from_utf8(buf[..len].to_vec()).unwrap(),
+            fds,
+            pid,
+            uid,
+        }
+    }
+
+    /// The next notification, which must have exactly the text `expected`.
+    fn expect(&self, expected: &str) -> Message {
+        let message = self.recv();
+        assert_eq!(message.text, expected, "{message:?}");
+        message
+    }
+}
+
+/// `portbinder serve --config CONFIG` notifying `systemd`.
+fn notifying_command(systemd: &FakeSystemd, config: &Path) -> Command {
+    let mut cmd = portbinder_command(&["serve".as_ref(), "--config".as_ref(), config.as_os_str()]);
+    cmd.env("NOTIFY_SOCKET", &systemd.address);
+    cmd
+}
+
+#[test]
+fn stores_sockets_then_notifies_ready_after_the_drop_status_and_stopping() {
+    let env = TestEnv::new();
+    let systemd = FakeSystemd::at_path(env.path());
+    let config = env.config(
+        r#"
+[binding.http]
+listen = ["127.0.0.1:80", "[::1]:80"]
+group = "www-data"
+mode = "0666"
+"#,
+    );
+    let mut daemon = Daemon::spawn(notifying_command(&systemd, &config));
+
+    // Before the drop (sent as root): both sockets of the binding, under its name.
+    let stored = systemd.expect("FDSTORE=1\nFDNAME=http");
+    assert_eq!((stored.pid, stored.uid), (daemon.pid() as i32, 0));
+    assert_eq!(stored.fds.len(), 2);
+    // READY=1 comes from the dropped process: the kernel stamps the sender's uid.
+    let ready = systemd.expect("READY=1\nSTATUS=serving 1 binding: 0 grants, 0 denials");
+    assert_eq!((ready.pid, ready.uid), (daemon.pid() as i32, NOBODY.uid));
+    daemon.wait_event("fdstore", &[("fds", "2"), ("stored", "http")]);
+
+    // The stored sockets are the ones granted.
+    let probe = env.probe(WWW_DATA, &env.socket("http"));
+    probe.assert_granted(2);
+    let granted: Vec<u64> = probe.fds.iter().map(|f| f.inode).collect();
+    assert_eq!(stored.inodes(), granted);
+    // (Mode 0666 lets the file's permissions pass anyone, so the daemon itself denies.)
+    env.probe(DAEMON, &env.socket("http")).assert_denied();
+
+    // One STATUS update for both, within the throttle interval.
+    systemd.expect("STATUS=serving 1 binding: 1 grants, 1 denials");
+
+    let status = daemon.stop();
+    assert_eq!(status.code(), Some(0));
+    systemd.expect("STOPPING=1\nSTATUS=stopping on SIGTERM after 1 grants, 1 denials");
+}
+
+#[test]
+fn abstract_notify_socket_is_supported() {
+    let env = TestEnv::new();
+    // The test's own network namespace scopes the abstract name.
+    let systemd = FakeSystemd::abstract_named("portbinder-test-notify");
+    let config = env.config(
+        r#"
+[binding.http]
+listen = ["127.0.0.1:80"]
+group = "www-data"
+"#,
+    );
+    let daemon = Daemon::spawn(notifying_command(&systemd, &config));
+    assert_eq!(systemd.recv().fds.len(), 1, "FDSTORE with one socket");
+    let ready = systemd.expect("READY=1\nSTATUS=serving 1 binding: 0 grants, 0 denials");
+    assert_eq!(ready.pid, daemon.pid() as i32);
+}
+
+#[test]
+fn unusable_notify_socket_stops_start_up_with_exit_4() {
+    let env = TestEnv::new();
+    let config = env.config(
+        r#"
+[binding.http]
+listen = ["127.0.0.1:80"]
+group = "www-data"
+"#,
+    );
+    let missing = env.path().join("no-such-socket");
+    for (value, needles) in [
+        (
+            missing.to_str().unwrap(),
+            &[
+                "cannot connect to NOTIFY_SOCKET",
+                "No such file",
+                "unset NOTIFY_SOCKET",
+            ][..],
+        ),
+        (
+            "vsock:2:1234",
+            &["NOTIFY_SOCKET=`vsock:2:1234`", "@NAME"][..],
+        ),
+    ] {
+        let mut cmd =
+            portbinder_command(&["serve".as_ref(), "--config".as_ref(), config.as_os_str()]);
+        cmd.env("NOTIFY_SOCKET", value);
+        Proc::spawn(cmd, "portbinder serve")
+            .finish(EXIT_TIMEOUT)
+            .assert_error(4, needles);
+        assert!(env.socket_files().is_empty(), "{:?}", env.socket_files());
+    }
+}
+
+/// `portbinder serve --config CONFIG` started the way systemd restarts a service: `fds` at
+/// 3, 4, … with LISTEN_FDS, LISTEN_FDNAMES and LISTEN_PID (set by `sh`, whose pid the
+/// daemon keeps through exec).
+fn restarted_command(systemd: &FakeSystemd, config: &Path, fds: &[(&str, &OwnedFd)]) -> Command {
+    // Out of the way of 3..3+n first, so that no dup2 below overwrites a source.
+    let high: Vec<OwnedFd> = fds
+        .iter()
+        .map(|(_, fd)| {
+            let raw = fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(100)).unwrap();
+            // SAFETY: fcntl just created this descriptor; it is owned here only.
+            unsafe { OwnedFd::from_raw_fd(raw) }
+        })
+        .collect();
+    let names: Vec<&str> = fds.iter().map(|(name, _)| *name).collect();
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(r#"LISTEN_PID=$$ exec "$0" "$@""#)
+        .arg(binary())
+        .args([OsStr::new("serve"), "--config".as_ref(), config.as_os_str()])
+        .env("LISTEN_FDS", fds.len().to_string())
+        .env("LISTEN_FDNAMES", names.join(":"))
+        .env("NOTIFY_SOCKET", &systemd.address);
+    // SAFETY: the hook runs in the forked child before exec and only calls dup2, which is
+    // async-signal-safe, on descriptors that `high` keeps open in the parent; dup2 clears
+    // close-on-exec on the copies at 3, 4, ….
+    unsafe {
+        cmd.pre_exec(move || {
+            for (i, fd) in high.iter().enumerate() {
+                if libc::dup2(fd.as_raw_fd(), 3 + i as i32) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
+#[test]
+fn stored_sockets_come_back_as_the_same_sockets_and_removed_bindings_leave_the_store() {
+    let env = TestEnv::new();
+    let systemd = FakeSystemd::at_path(env.path());
+    let http = r#"
+[binding.http]
+listen = ["127.0.0.1:80", "[::1]:80"]
+group = "www-data"
+"#;
+    let dns = r#"
+[binding.dns]
+listen = ["udp://127.0.0.1:53"]
+group = "www-data"
+"#;
+    let mut first = Daemon::spawn(notifying_command(
+        &systemd,
+        &env.config(&format!("{http}{dns}")),
+    ));
+    // Bindings are sorted by name: dns, then http.
+    let dns_stored = systemd.expect("FDSTORE=1\nFDNAME=dns");
+    let http_stored = systemd.expect("FDSTORE=1\nFDNAME=http");
+    systemd.expect("READY=1\nSTATUS=serving 2 bindings: 0 grants, 0 denials");
+    let before: Vec<u64> = env
+        .probe(WWW_DATA, &env.socket("http"))
+        .assert_granted(2)
+        .fds
+        .iter()
+        .map(|f| f.inode)
+        .collect();
+    assert_eq!(first.stop().code(), Some(0));
+    systemd.expect("STOPPING=1\nSTATUS=stopping on SIGTERM after 1 grants, 0 denials");
+
+    // The restart: `dns` is gone from the configuration and `alt` is new. The store comes
+    // back in another order than it was filled.
+    let alt = r#"
+[binding.alt]
+listen = ["127.0.0.1:81"]
+group = "www-data"
+"#;
+    let config = env.config(&format!("{http}{alt}"));
+    let store = [
+        ("http", &http_stored.fds[1]),
+        ("dns", &dns_stored.fds[0]),
+        ("http", &http_stored.fds[0]),
+    ];
+    let second = Daemon::spawn(restarted_command(&systemd, &config, &store));
+    // What is no longer configured leaves the store first; only the new binding is stored
+    // (http's sockets are still in the store).
+    systemd.expect("FDSTOREREMOVE=1\nFDNAME=dns");
+    let alt_stored = systemd.expect("FDSTORE=1\nFDNAME=alt");
+    assert_eq!(alt_stored.fds.len(), 1);
+    systemd.expect("READY=1\nSTATUS=serving 2 bindings: 0 grants, 0 denials");
+
+    second.wait_event("start", &[("binding", "http"), ("adopted", "2")]);
+    second.wait_event("start", &[("binding", "alt"), ("adopted", "0")]);
+    second.wait_event("unused-fd", &[("name", "dns")]);
+    second.wait_event(
+        "fdstore",
+        &[("fds", "1"), ("stored", "alt"), ("removed", "dns")],
+    );
+    let after: Vec<u64> = env
+        .probe(WWW_DATA, &env.socket("http"))
+        .assert_granted(2)
+        .fds
+        .iter()
+        .map(|f| f.inode)
+        .collect();
+    assert_eq!(
+        before, after,
+        "a grant after the restart hands out the same sockets"
+    );
+    let alt_granted = env.probe(WWW_DATA, &env.socket("alt"));
+    assert_eq!(
+        alt_granted.assert_granted(1).fds[0].inode,
+        alt_stored.inodes()[0]
+    );
+}
+
+#[test]
+fn without_notify_socket_nothing_is_sent_and_nothing_fails() {
+    let env = TestEnv::new();
+    let config = env.config(
+        r#"
+[binding.http]
+listen = ["127.0.0.1:80"]
+group = "www-data"
+"#,
+    );
+    let mut cmd = portbinder_command(&["serve".as_ref(), "--config".as_ref(), config.as_os_str()]);
+    cmd.env_remove("NOTIFY_SOCKET");
+    let mut daemon = Daemon::spawn(cmd);
+    env.probe(WWW_DATA, &env.socket("http")).assert_granted(1);
+    assert!(daemon.events_of("fdstore").is_empty());
+    assert!(
+        daemon.log_lines().iter().all(|l| !l.contains("op=notify")),
+        "{}",
+        daemon.report()
+    );
+    assert_eq!(daemon.stop().code(), Some(0));
+}
