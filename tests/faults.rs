@@ -1,0 +1,336 @@
+//! Faults around the daemon: killed with SIGKILL while an application serves, restarted
+//! while the application still holds the port, its socket directory deleted, replaced or
+//! booby-trapped, its configuration writable by someone other than root.
+
+mod adversary;
+mod common;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt, chown, symlink};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use adversary::*;
+use common::*;
+use nix::sys::signal::Signal;
+use serde_json::json;
+
+const HTTP_BINDING: &str = r#"
+[binding.http]
+listen = ["127.0.0.1:80"]
+group = "www-data"
+"#;
+
+/// One HTTP/1.0 request to 127.0.0.1:80; true when the whole reply came back.
+fn request() -> bool {
+    let addr: SocketAddr = "127.0.0.1:80".parse().unwrap();
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut reply = String::new();
+    stream.write_all(b"GET / HTTP/1.0\r\n\r\n").is_ok()
+        && stream.read_to_string(&mut reply).is_ok()
+        && reply.starts_with("HTTP/1.0 200 OK")
+}
+
+/// Requests sent back to back from a thread (in the test's network namespace) until
+/// stopped: (succeeded, failed) so far.
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start() -> Load {
+        let (stop, ok, failed) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicU64::new(0)),
+        );
+        let thread = {
+            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+            thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let counter = if request() { &ok } else { &failed };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+        Load {
+            stop,
+            ok,
+            failed,
+            thread: Some(thread),
+        }
+    }
+
+    fn counts(&self) -> (u64, u64) {
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
+
+    fn finish(mut self) -> (u64, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap();
+        self.counts()
+    }
+}
+
+/// Starts the daemon and an application (client.py serve-http) that fetched port 80.
+fn daemon_and_app(env: &TestEnv) -> (Daemon, Proc) {
+    let daemon = env.serve(&env.config(HTTP_BINDING));
+    let socket = env.socket("http");
+    let mut app = env.client(
+        WWW_DATA,
+        &[
+            "serve-http".as_ref(),
+            socket.as_os_str(),
+            "1000000".as_ref(),
+        ],
+    );
+    app.expect_line("ready", EXIT_TIMEOUT);
+    (daemon, app)
+}
+
+/// Kills the daemon with SIGKILL and waits until it is gone.
+fn kill_9(daemon: &mut Daemon) {
+    daemon.signal(Signal::SIGKILL);
+    assert!(
+        wait_until(EXIT_TIMEOUT, || !daemon.is_running()),
+        "daemon survived SIGKILL"
+    );
+}
+
+#[test]
+fn kill_9_of_the_daemon_loses_no_request_of_a_serving_app() {
+    let env = TestEnv::new();
+    let (mut daemon, mut app) = daemon_and_app(&env);
+    let load = Load::start();
+    thread::sleep(Duration::from_millis(500));
+    let (before, _) = load.counts();
+    kill_9(&mut daemon);
+    thread::sleep(Duration::from_millis(1000));
+    let (ok, failed) = load.finish();
+    assert!(
+        before > 0 && ok > before,
+        "requests: {before} before the kill, {ok} in all\n{}",
+        app.report()
+    );
+    assert_eq!(
+        failed,
+        0,
+        "requests failed across the kill\n{}",
+        app.report()
+    );
+    assert!(app.try_status().is_none(), "the app died\n{}", app.report());
+    record(
+        "fault-kill-9",
+        json!({"requests_before": before, "requests_after": ok - before, "failed": failed}),
+    );
+}
+
+#[test]
+fn restart_while_the_app_holds_the_port_names_the_port_then_recovers() {
+    let env = TestEnv::new();
+    let (mut daemon, app) = daemon_and_app(&env);
+    let config = env.path().join("portbinder.toml");
+    kill_9(&mut daemon);
+    // The killed daemon could not remove its socket file.
+    assert_eq!(env.socket_files(), [env.socket("http")]);
+
+    let outcome = run_serve_expect_failure(&["--config".as_ref(), config.as_os_str()]);
+    outcome.assert_error(
+        4,
+        &[
+            "cannot bind tcp://127.0.0.1:80 for binding `http`",
+            "EADDRINUSE",
+            "ss -lntup 'sport = :80'",
+        ],
+    );
+    assert!(
+        request(),
+        "the app stopped serving after the failed restart"
+    );
+
+    // Once the app is gone, the same configuration starts and replaces the stale file.
+    drop(app);
+    let _daemon = env.serve(&config);
+    env.probe(WWW_DATA, &env.socket("http")).assert_granted(1);
+}
+
+/// tmpfiles or an operator removes the socket directory under a running daemon: it stops
+/// cleanly (exit 0) and the next start recreates the directory.
+#[test]
+fn socket_dir_deleted_while_serving_is_recreated_at_the_next_start() {
+    let env = TestEnv::new();
+    let config = env.config(HTTP_BINDING);
+    let mut daemon = env.serve(&config);
+    fs::remove_dir_all(env.socket_dir()).unwrap();
+    assert_eq!(daemon.stop().code(), Some(0), "{}", daemon.report());
+
+    let _daemon = env.serve(&config);
+    let dir = fs::symlink_metadata(env.socket_dir()).unwrap();
+    assert!(dir.is_dir());
+    assert_eq!((dir.uid(), dir.mode() & 0o7777), (65534, 0o755));
+    env.probe(WWW_DATA, &env.socket("http")).assert_granted(1);
+}
+
+/// A socket directory that is a symlink, dangling or pointing at a system directory, is
+/// refused (exit 4) and nothing is created through it.
+#[test]
+fn socket_dir_symlinks_are_refused_and_never_followed() {
+    let env = TestEnv::new();
+    let config = env.config(HTTP_BINDING);
+    let missing = env.path().join("missing");
+    symlink(&missing, env.socket_dir()).unwrap();
+    run_serve_expect_failure(&["--config".as_ref(), config.as_os_str()])
+        .assert_error(4, &[env.socket_dir().to_str().unwrap(), "symbolic link"]);
+    assert!(!missing.exists(), "the daemon created the link's target");
+
+    fs::remove_file(env.socket_dir()).unwrap();
+    let victim = env.path().join("victim");
+    fs::create_dir(&victim).unwrap();
+    chown(&victim, Some(65534), Some(65534)).unwrap();
+    symlink(&victim, env.socket_dir()).unwrap();
+    run_serve_expect_failure(&["--config".as_ref(), config.as_os_str()])
+        .assert_error(4, &["symbolic link"]);
+    assert_eq!(fs::read_dir(&victim).unwrap().count(), 0);
+    TcpStream::connect("127.0.0.1:80").expect_err("the refused daemon left port 80 bound");
+}
+
+/// A symlink planted where a socket file goes (by whoever owns the socket directory) is
+/// replaced by the socket, never written through.
+#[test]
+fn a_symlink_planted_at_the_socket_path_is_replaced_not_followed() {
+    let env = TestEnv::new();
+    fs::create_dir(env.socket_dir()).unwrap();
+    chown(env.socket_dir(), Some(65534), Some(65534)).unwrap();
+    fs::set_permissions(env.socket_dir(), fs::Permissions::from_mode(0o755)).unwrap();
+    let victim = env.path().join("victim");
+    fs::write(&victim, "root's file\n").unwrap();
+    let before = fs::metadata(&victim).unwrap();
+    symlink(&victim, env.socket("http")).unwrap();
+
+    let _daemon = env.serve(&env.config(HTTP_BINDING));
+    assert!(
+        fs::symlink_metadata(env.socket("http"))
+            .unwrap()
+            .file_type()
+            .is_socket()
+    );
+    let after = fs::metadata(&victim).unwrap();
+    assert_eq!(
+        (after.uid(), after.gid(), after.mode(), after.ino()),
+        (before.uid(), before.gid(), before.mode(), before.ino())
+    );
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "root's file\n");
+    env.probe(WWW_DATA, &env.socket("http")).assert_granted(1);
+}
+
+/// `serve` refuses the configuration (exit 3) with a message naming the file, what is
+/// wrong and the command that fixes it; it binds and creates nothing.
+fn assert_refused(env: &TestEnv, config: &Path, needles: &[&str]) {
+    let mut all = vec![
+        "refusing configuration file",
+        "decides who gets privileged ports",
+    ];
+    all.extend_from_slice(needles);
+    run_serve_expect_failure(&["--config".as_ref(), config.as_os_str()]).assert_error(3, &all);
+    assert!(
+        !env.socket_dir().exists(),
+        "a refused start created the socket directory"
+    );
+    TcpStream::connect("127.0.0.1:80").expect_err("a refused start bound port 80");
+}
+
+#[test]
+fn config_writable_by_others_or_its_group_is_refused() {
+    let env = TestEnv::new();
+    let config = env.config(HTTP_BINDING);
+    let shown = config.to_str().unwrap();
+    fs::set_permissions(&config, fs::Permissions::from_mode(0o666)).unwrap();
+    assert_refused(
+        &env,
+        &config,
+        &[shown, "mode 0666", &format!("`chmod go-w {shown}`")],
+    );
+    chown(&config, None, Some(33)).unwrap();
+    fs::set_permissions(&config, fs::Permissions::from_mode(0o660)).unwrap();
+    assert_refused(&env, &config, &[shown, "mode 0660"]);
+}
+
+#[test]
+fn config_owned_by_another_user_is_refused() {
+    let env = TestEnv::new();
+    let config = env.config(HTTP_BINDING);
+    chown(&config, Some(33), Some(33)).unwrap();
+    let shown = config.to_str().unwrap();
+    assert_refused(
+        &env,
+        &config,
+        &[
+            "owned by uid 33 (www-data)",
+            &format!("`chown root: {shown}`"),
+        ],
+    );
+}
+
+#[test]
+fn config_in_a_directory_others_can_write_is_refused() {
+    let env = TestEnv::new();
+    let dir = env.path().join("etc");
+    fs::create_dir(&dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+    let config = dir.join("portbinder.toml");
+    fs::rename(env.config(HTTP_BINDING), &config).unwrap();
+    let shown = dir.to_str().unwrap();
+    assert_refused(
+        &env,
+        &config,
+        &[&format!("the directory {shown} on its path"), "mode 0777"],
+    );
+    // The sticky bit (as on /tmp) keeps others from replacing root's file: accepted.
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o1777)).unwrap();
+    let _daemon = env.serve(&config);
+    env.probe(WWW_DATA, &env.socket("http")).assert_granted(1);
+}
+
+/// The file checked is the file read: through a symlink, its real directory counts.
+#[test]
+fn config_behind_a_symlink_is_judged_where_it_really_lies() {
+    let env = TestEnv::new();
+    let theirs = env.path().join("theirs");
+    fs::create_dir(&theirs).unwrap();
+    chown(&theirs, Some(33), Some(33)).unwrap();
+    let real = theirs.join("portbinder.toml");
+    fs::rename(env.config(HTTP_BINDING), &real).unwrap();
+    let link = env.path().join("portbinder.toml");
+    symlink(&real, &link).unwrap();
+    assert_refused(
+        &env,
+        &link,
+        &[&format!(
+            "the directory {} on its path is owned by uid 33 (www-data)",
+            theirs.display()
+        )],
+    );
+}
+
+/// `check` validates a draft wherever it lies; only `serve` insists on root's files.
+#[test]
+fn check_validates_a_draft_whoever_can_write_it() {
+    let env = TestEnv::new();
+    let config = env.config(HTTP_BINDING);
+    fs::set_permissions(&config, fs::Permissions::from_mode(0o666)).unwrap();
+    run_check(&["--config".as_ref(), config.as_os_str()]).assert_success();
+}
