@@ -4,7 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::unistd::{Gid, Uid};
 use serde::Deserialize;
@@ -192,6 +197,21 @@ pub enum ConfigError {
         /// toml's message, with line, column and the offending text.
         message: String,
     },
+    /// `serve` refuses a file that someone other than root (or the user it runs as) could
+    /// have written: whoever can change it decides who gets privileged ports.
+    #[error(
+        "refusing configuration file {}: {problem}, and whoever can change it decides who \
+         gets privileged ports: {fix}",
+        path.display()
+    )]
+    Untrusted {
+        /// The file as named.
+        path: PathBuf,
+        /// Who could change it, and how.
+        problem: String,
+        /// The command (or step) that makes it trustworthy.
+        fix: String,
+    },
     /// One or more values are wrong; each problem names its binding and field.
     #[error("invalid configuration ({origin}):\n  {}", problems.join("\n  "))]
     Invalid {
@@ -202,13 +222,93 @@ pub enum ConfigError {
     },
 }
 
+/// Set by [`refuse_untrusted_files`].
+static TRUSTED_ONLY: AtomicBool = AtomicBool::new(false);
+
+/// From now on [`read_file`] refuses a file that anyone but root or the user this process
+/// runs as could have changed: one they own or that their group or others may write, or
+/// one in a directory they could write to (a sticky directory such as /tmp excepted), as
+/// sshd and sudo do. `serve` calls it before reading; `check` does not, so that a draft
+/// can be validated wherever it lies.
+pub fn refuse_untrusted_files() {
+    TRUSTED_ONLY.store(true, Ordering::Relaxed);
+}
+
 /// Reads and parses a configuration file (no validation yet).
 pub fn read_file(path: &Path) -> Result<Raw, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let read = |source| ConfigError::Read {
         path: path.to_owned(),
         source,
-    })?;
+    };
+    let trusted_only = TRUSTED_ONLY.load(Ordering::Relaxed);
+    let mut file = File::options()
+        .read(true)
+        // Never block on a FIFO put where the file should be; it is refused below.
+        .custom_flags(if trusted_only { libc::O_NONBLOCK } else { 0 })
+        .open(path)
+        .map_err(read)?;
+    if trusted_only {
+        if let Some((problem, fix)) = untrusted(&file).map_err(read)? {
+            return Err(ConfigError::Untrusted {
+                path: path.to_owned(),
+                problem,
+                fix,
+            });
+        }
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(read)?;
     parse(&text, path)
+}
+
+/// What makes the open configuration `file` untrustworthy, and the fix, if anything: its
+/// type, owner or mode, or the owner or mode of a directory on its real path (read from
+/// /proc/self/fd, so the file checked is the file read, whatever symlinks led to it).
+fn untrusted(file: &File) -> std::io::Result<Option<(String, String)>> {
+    let me = Uid::effective().as_raw();
+    let trusted = |uid: u32| uid == 0 || uid == me;
+    let owner = |uid: u32| {
+        crate::ids::user_name(Uid::from_raw(uid))
+            .map_or(format!("uid {uid}"), |name| format!("uid {uid} ({name})"))
+    };
+    let writable = |mode: u32| {
+        format!(
+            "writable by its group or by others (mode {:04o})",
+            mode & 0o7777
+        )
+    };
+    let meta = file.metadata()?;
+    let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+    let shown = real.display();
+    if !meta.is_file() {
+        let fix = "point --config at the file itself".to_owned();
+        return Ok(Some(("it is not a regular file".to_owned(), fix)));
+    }
+    if !trusted(meta.uid()) {
+        let problem = format!("it is owned by {}", owner(meta.uid()));
+        return Ok(Some((problem, format!("`chown root: {shown}`"))));
+    }
+    if meta.mode() & 0o022 != 0 {
+        let problem = format!("it is {}", writable(meta.mode()));
+        return Ok(Some((problem, format!("`chmod go-w {shown}`"))));
+    }
+    for dir in real.ancestors().skip(1) {
+        let meta = std::fs::symlink_metadata(dir)?;
+        let sticky = meta.mode() & 0o1000 != 0;
+        let (what, fix) = if !trusted(meta.uid()) {
+            (format!("owned by {}", owner(meta.uid())), "`chown root:")
+        } else if meta.mode() & 0o022 != 0 && !sticky {
+            (writable(meta.mode()), "`chmod go-w")
+        } else {
+            continue;
+        };
+        let dir = dir.display();
+        return Ok(Some((
+            format!("the directory {dir} on its path is {what}, so the file could be replaced"),
+            format!("{fix} {dir}`, or move the file"),
+        )));
+    }
+    Ok(None)
 }
 
 /// Parses configuration text read from `path` (no validation yet).

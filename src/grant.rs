@@ -16,7 +16,8 @@ use crate::access;
 use crate::audit::Line;
 use crate::config::Binding;
 use crate::ids;
-use crate::peer::Peer;
+use crate::notify::Status;
+use crate::peer::{Peer, Process};
 use crate::protocol;
 use crate::ratelimit::{Key, RateLimiter};
 use crate::sockdir::Endpoint;
@@ -24,6 +25,8 @@ use crate::sockdir::Endpoint;
 /// How long accepting pauses when the daemon is out of descriptors or memory, so that a
 /// full table never turns the loop into a busy spin. Waiting clients stay in the backlog.
 const PAUSE: Duration = Duration::from_millis(250);
+/// The reason sent when the kernel refuses to pass descriptors (ETOOMANYREFS).
+const TOO_MANY_IN_FLIGHT: &str = "temporarily unable to pass sockets: too many earlier grants are still unread by their clients; retry shortly";
 /// Connections accepted from one socket per wake-up, so one busy binding cannot starve
 /// the others or the signals.
 const ACCEPT_BATCH: usize = 64;
@@ -53,6 +56,7 @@ pub struct Server<'a> {
     signals: &'a SignalFd,
     limiter: RateLimiter,
     paused_until: Option<Instant>,
+    status: Option<Status<'a>>,
     /// Grants and denials so far.
     pub counters: Counters,
 }
@@ -65,8 +69,15 @@ impl<'a> Server<'a> {
             signals,
             limiter: RateLimiter::new(Duration::from_secs(10), 20, 4096),
             paused_until: None,
+            status: None,
             counters: Counters::default(),
         }
+    }
+
+    /// Keeps systemd's STATUS= up to date with the counters (at most every few seconds).
+    pub fn report_status(mut self, status: Status<'a>) -> Server<'a> {
+        self.status = Some(status);
+        self
     }
 
     /// Serves until SIGTERM or SIGINT, which it returns. Only a failing poll(2) or
@@ -75,6 +86,9 @@ impl<'a> Server<'a> {
         loop {
             let now = Instant::now();
             report_suppressed(self.limiter.expire(now));
+            if let Some(status) = &mut self.status {
+                status.tick(now, self.counters);
+            }
             if self.paused_until.is_some_and(|t| t <= now) {
                 self.paused_until = None;
             }
@@ -105,7 +119,8 @@ impl<'a> Server<'a> {
                 .iter()
                 .map(|s| PollFd::new(s.endpoint.listener.as_fd(), listen)),
         );
-        let deadline = [self.paused_until, self.limiter.next_deadline()]
+        let status_due = self.status.as_ref().and_then(|s| s.due(self.counters));
+        let deadline = [self.paused_until, self.limiter.next_deadline(), status_due]
             .into_iter()
             .flatten()
             .min();
@@ -191,9 +206,20 @@ impl<'a> Server<'a> {
                 });
             }
         };
+        // Pinned before answering: the pidfd keeps `comm` from naming a later process.
+        let process = Process::of(conn.as_fd(), peer.pid);
         let decision = access::decide(binding, &peer);
         let (kind, sent) = match &decision {
-            Ok(()) => ("grant", protocol::send_grant(conn.as_fd(), &served.fds)),
+            Ok(()) => (
+                "grant",
+                protocol::send_grant(conn.as_fd(), &served.fds).inspect_err(|&errno| {
+                    // The kernel refuses to pass more descriptors while too many sent ones sit
+                    // unread in clients' queues (ETOOMANYREFS): tell this client why.
+                    if errno == Errno::ETOOMANYREFS {
+                        let _ = protocol::send_denial(conn.as_fd(), TOO_MANY_IN_FLIGHT);
+                    }
+                }),
+            ),
             Err(reason) => ("deny", protocol::send_denial(conn.as_fd(), reason)),
         };
         drop(conn);
@@ -201,8 +227,9 @@ impl<'a> Server<'a> {
             Ok(()) => self.counters.grants += u64::from(sent.is_ok()),
             Err(_) => self.counters.denials += 1,
         }
+        // A failed send is its own kind, so a flood of grants cannot hide its failures.
         let key = Key {
-            kind,
+            kind: if sent.is_ok() { kind } else { "send-failed" },
             binding: binding.name.clone(),
             uid: peer.uid.as_raw(),
         };
@@ -211,6 +238,7 @@ impl<'a> Server<'a> {
         if !log_it {
             return;
         }
+        let comm = process.comm();
         let mut line = Line::new(kind).field("binding", &binding.name);
         if decision.is_ok() {
             line = line.field("fds", served.fds.len());
@@ -220,7 +248,8 @@ impl<'a> Server<'a> {
             .field("uid", peer.uid)
             .field("gid", peer.gid)
             .field("user", ids::user_name(peer.uid).as_deref().unwrap_or("-"))
-            .bytes("comm", peer.comm().as_deref().unwrap_or(b"-"));
+            .field("comm_verified", if comm.verified { "yes" } else { "no" })
+            .bytes("comm", comm.name.as_deref().unwrap_or(b"-"));
         if let Err(reason) = &decision {
             line = line.field("reason", reason);
         }

@@ -20,7 +20,7 @@ use crate::sys;
 pub const SECUREBITS: u32 = 0x01 | 0x02 | 0x08 | 0x20 | 0x40 | 0x80;
 
 /// What the drop did, for the audit line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dropped {
     /// The uid now in force (all of real, effective, saved).
     pub uid: Uid,
@@ -30,6 +30,9 @@ pub struct Dropped {
     pub bounding_cleared: bool,
     /// Whether it started as root.
     pub was_root: bool,
+    /// The supplementary groups kept: none when started as root; whatever the service
+    /// manager gave (SupplementaryGroups=) when started without root.
+    pub groups: Vec<Gid>,
 }
 
 /// A step of the drop failed; the daemon must not serve.
@@ -57,12 +60,13 @@ fn caps_err(e: caps::errors::CapsError) -> std::io::Error {
     std::io::Error::other(e.to_string())
 }
 
-/// The highest capability number this kernel knows.
+/// The highest capability number this kernel knows: PR_CAPBSET_READ answers EINVAL past
+/// it. (Asking the kernel needs no /proc, which a hardened unit may hide.)
 pub fn last_cap() -> u32 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(63)
+    (0..64)
+        .take_while(|&cap| sys::bounding_has(cap).is_ok())
+        .last()
+        .unwrap_or(0)
 }
 
 /// Drops to `uid`/`gid` (when started as root) and clears every capability set.
@@ -95,6 +99,7 @@ pub fn drop_privileges(uid: Uid, gid: Gid) -> Result<Dropped, DropError> {
         gid: Gid::current(),
         bounding_cleared: can_setpcap,
         was_root,
+        groups: getgroups().unwrap_or_default(),
     })
 }
 
@@ -188,6 +193,7 @@ mod tests {
             gid: Gid::current(),
             bounding_cleared: true,
             was_root: true,
+            groups: vec![],
         };
         let failures = verify(&held).unwrap_err().failures.join("\n");
         for expected in [

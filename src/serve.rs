@@ -8,12 +8,14 @@ use nix::unistd::Uid;
 
 use crate::audit::Line;
 use crate::bind::{self, BindError};
-use crate::config::{Config, ConfigError, LogTarget};
+use crate::config::{self, Config, ConfigError, LogTarget};
 use crate::grant::{Served, Server, raw_fds};
 use crate::listenfds::{self, ListenFdsError};
+use crate::notify::{self, Notifier, NotifyError};
 use crate::privdrop::{self, DropError, VerifyError};
+use crate::sandbox::{self, SandboxError};
 use crate::sockdir::{self, Endpoints, SockDirError};
-use crate::{ids, logger, sys};
+use crate::{fdstore, ids, logger, sys};
 
 /// Why `serve` stopped before serving (or while serving).
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +32,9 @@ pub enum ServeError {
     /// The privilege drop could not be verified.
     #[error(transparent)]
     Verify(#[from] VerifyError),
+    /// The seccomp filter or the Landlock ruleset could not be installed.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
     /// poll(2) or the signalfd failed while serving.
     #[error("serve loop failed: {0}")]
     Serve(std::io::Error),
@@ -47,6 +52,9 @@ pub enum SetupError {
     /// The socket directory or a Unix socket failed.
     #[error(transparent)]
     SockDir(#[from] SockDirError),
+    /// `$NOTIFY_SOCKET` is set but cannot be connected to.
+    #[error(transparent)]
+    Notify(#[from] NotifyError),
     /// Signals or the umask could not be set up.
     #[error("cannot {0}: {1}")]
     Process(&'static str, std::io::Error),
@@ -71,7 +79,7 @@ impl ServeError {
         match self {
             ServeError::Config(_) => 3,
             ServeError::Setup(_) => 4,
-            ServeError::Drop(_) | ServeError::Verify(_) => 5,
+            ServeError::Drop(_) | ServeError::Verify(_) | ServeError::Sandbox(_) => 5,
             ServeError::Serve(_) => 1,
         }
     }
@@ -80,7 +88,7 @@ impl ServeError {
 /// Runs the daemon: `load` is called after the process is sanitised.
 pub fn run(load: impl FnOnce() -> Result<Config, ConfigError>) -> Result<(), ServeError> {
     // 1. Sanitise. The LISTEN_FDS range is taken first, everything above it is closed,
-    //    the umask keeps every file we create private until we chmod it, and the stop
+    //    the umask keeps every file private unless created with its final mode, the stop
     //    signals are blocked so a SIGTERM during set-up waits for the loop (and for the
     //    clean-up) instead of killing us half-way.
     logger::install();
@@ -88,9 +96,14 @@ pub fn run(load: impl FnOnce() -> Result<Config, ConfigError>) -> Result<(), Ser
     sys::close_fds_from(listenfds::FIRST_FD + inherited.len() as i32)
         .map_err(|e| SetupError::Process("close inherited descriptors", e))?;
     umask(Mode::from_bits_truncate(0o077));
+    raise_fd_limit();
     let signals = block_signals()?;
+    // systemd's notification socket, connected now: after the drop only sendmsg is needed.
+    let notifier = Notifier::from_env().map_err(SetupError::from)?;
 
     // 2. Configuration, with every name resolved while NSS is still fully reachable.
+    //    A file that anyone but root could have written is refused (exit 3).
+    config::refuse_untrusted_files();
     let config = load()?;
     let run_as = config.user.uid;
     if !Uid::effective().is_root() && Uid::effective() != run_as {
@@ -110,18 +123,21 @@ pub fn run(load: impl FnOnce() -> Result<Config, ConfigError>) -> Result<(), Ser
 
     // 4. The socket directory and the Unix sockets (chown needs root or CAP_CHOWN). From
     //    here on, `endpoints` removes the socket files on every way out.
-    sockdir::prepare_dir(&config.socket_dir, run_as, config.user_gid).map_err(SetupError::from)?;
+    let socket_dir = sockdir::prepare_dir(&config.socket_dir, run_as, config.user_gid)
+        .map_err(SetupError::from)?;
     let mut endpoints = Endpoints::default();
     for binding in &config.bindings {
         endpoints
             .0
-            .push(sockdir::create(&config.socket_dir, binding, run_as).map_err(SetupError::from)?);
+            .push(sockdir::create(&socket_dir, binding, run_as).map_err(SetupError::from)?);
     }
 
     // 5. Syslog, opened while /dev/log can still be reached whatever the sandbox.
     if config.log == LogTarget::Syslog {
         logger::open_syslog(config.facility);
     }
+    // systemd's fd store: what was bound here goes in, what no binding claimed goes out.
+    fdstore::sync(&notifier, &config.bindings, &bound, &unused);
     for (inherited, what) in unused {
         log::warn!(
             "{}",
@@ -136,7 +152,10 @@ pub fn run(load: impl FnOnce() -> Result<Config, ConfigError>) -> Result<(), Ser
     let dropped = privdrop::drop_privileges(run_as, config.user_gid)
         .inspect_err(|e| log_failed_drop("failed", e))?;
     privdrop::verify(&dropped).inspect_err(|e| log_failed_drop("unverified", e))?;
-    log_start(&config, &endpoints, &bound, &dropped);
+    // 7b. Sandbox (src/sandbox.rs): seccomp allowlist and Landlock, stated in the drop line.
+    let sandboxed = sandbox::install(&config.socket_dir, config.log)
+        .inspect_err(|e| log_failed_drop("unsandboxed", e))?;
+    log_start(&config, &endpoints, &bound, &dropped, &sandboxed);
 
     // 8. Serve.
     let served = config
@@ -150,12 +169,15 @@ pub fn run(load: impl FnOnce() -> Result<Config, ConfigError>) -> Result<(), Ser
             endpoint,
         })
         .collect();
-    let mut server = Server::new(served, &signals);
+    let mut server = Server::new(served, &signals)
+        .report_status(notify::Status::new(&notifier, config.bindings.len()));
     log::info!(
         "{}",
         Line::new("ready").field("bindings", config.bindings.len())
     );
+    notifier.ready(config.bindings.len());
     let signal = server.run().map_err(ServeError::Serve)?;
+    notifier.stopping(signal.as_str(), server.counters);
     log::info!(
         "{}",
         Line::new("stop")
@@ -183,6 +205,18 @@ fn log_failed_drop(result: &str, error: &dyn std::error::Error) {
     );
 }
 
+/// Raises the soft RLIMIT_NOFILE to the hard limit. Besides room for connections, the
+/// kernel caps the descriptors a sender has in flight (sent, not yet received) at this
+/// limit, so a client that never reads its grants exhausts a larger budget.
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    }
+}
+
 fn block_signals() -> Result<SignalFd, SetupError> {
     let mut set = SigSet::empty();
     for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
@@ -199,6 +233,7 @@ fn log_start(
     endpoints: &Endpoints,
     bound: &[bind::BoundSockets],
     dropped: &privdrop::Dropped,
+    sandboxed: &sandbox::Status,
 ) {
     for ((binding, endpoint), sockets) in config.bindings.iter().zip(&endpoints.0).zip(bound) {
         let listen: Vec<String> = binding.listen.iter().map(ToString::to_string).collect();
@@ -217,21 +252,31 @@ fn log_start(
                 .field("adopted", sockets.adopted)
         );
     }
-    log::info!(
-        "{}",
-        Line::new("drop")
-            .field("result", "verified")
-            .field("uid", dropped.uid)
-            .field("gid", dropped.gid)
-            .field("groups", "none")
-            .field(
-                "caps",
-                if dropped.bounding_cleared {
-                    "none"
-                } else {
-                    "none-bounding-kept"
-                }
-            )
-            .field("no_new_privs", 1)
-    );
+    let line = Line::new("drop")
+        .field("result", "verified")
+        .field("uid", dropped.uid)
+        .field("gid", dropped.gid)
+        .field("groups", group_list(&dropped.groups))
+        .field(
+            "caps",
+            if dropped.bounding_cleared {
+                "none"
+            } else {
+                "none-bounding-kept"
+            },
+        )
+        .field("no_new_privs", 1);
+    log::info!("{}", sandboxed.audit(line));
+}
+
+/// `none`, or the kept supplementary gids joined by commas.
+fn group_list(groups: &[nix::unistd::Gid]) -> String {
+    if groups.is_empty() {
+        return "none".to_owned();
+    }
+    groups
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }

@@ -1,21 +1,22 @@
 //! Step 4 of start-up: the socket directory and one Unix socket per binding.
 //!
-//! Each socket is bound under a temporary name, given its owner, group and mode, put in
-//! listening state and only then renamed to `<dir>/<name>.sock`, so there is no moment
-//! in which a client can reach it with the wrong permissions. (fchown/fchmod on a socket
-//! descriptor change the socket inode, not the file, so the temporary path is changed
-//! instead; it lives in a directory only the daemon can write to.)
+//! The socket directory belongs to the run user, who can rename, replace or symlink
+//! anything in it at any moment. So nothing here follows a path in it: the directory is
+//! opened once (O_NOFOLLOW) and every later step works on descriptors. Each socket is
+//! bound inside a fresh private staging directory (mode 0700, owned by the daemon's
+//! effective uid), created with its final mode by the umask (no chmod), chowned with
+//! AT_SYMLINK_NOFOLLOW, put in listening state, and only then renamed into place as
+//! `<dir>/<name>.sock`, so no client can reach it with the wrong permissions and no
+//! swapped-in link can redirect a privileged chown or chmod.
 
-use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::AT_FDCWD;
-use nix::fcntl::AtFlags;
+use nix::fcntl::{AtFlags, OFlag, open, openat, renameat};
 use nix::sys::socket::{self, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
-use nix::sys::stat::{FchmodatFlags, FileStat, Mode, SFlag, fchmodat, lstat};
-use nix::unistd::{Gid, Uid, chown, fchownat, mkdir};
+use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, lstat, mkdirat, umask};
+use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, mkdir, unlinkat};
 
 use crate::config::Binding;
 
@@ -53,28 +54,49 @@ fn sys<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(Errno) -> SockDirErr
     }
 }
 
+/// The socket directory, opened without following links.
+#[derive(Debug)]
+pub struct SocketDir {
+    /// Its path, for messages and for the socket paths clients use.
+    pub path: PathBuf,
+    fd: OwnedFd,
+}
+
+const DIR_FLAGS: OFlag = OFlag::O_RDONLY
+    .union(OFlag::O_DIRECTORY)
+    .union(OFlag::O_NOFOLLOW)
+    .union(OFlag::O_CLOEXEC);
+
+fn is_dir_owned_by(stat: &FileStat, owner: Uid) -> bool {
+    SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR
+        && stat.st_uid == owner.as_raw()
+}
+
 /// Makes sure `dir` is a real directory owned by `owner` that nobody else can write to,
-/// creating it (mode 0755, owned by `owner`) if it does not exist. A symlink is refused,
-/// never followed.
-pub fn prepare_dir(dir: &Path, owner: Uid, owner_gid: Gid) -> Result<(), SockDirError> {
+/// creating it (mode 0755, owned by `owner`) if it does not exist, and opens it. A
+/// symlink is refused, never followed.
+pub fn prepare_dir(dir: &Path, owner: Uid, owner_gid: Gid) -> Result<SocketDir, SockDirError> {
     let unsafe_dir = |problem: String| SockDirError::Unsafe {
         path: dir.to_owned(),
         problem,
     };
     let stat: FileStat = match lstat(dir) {
         Err(Errno::ENOENT) => {
-            mkdir(dir, Mode::from_bits_truncate(DIR_MODE)).map_err(sys("create directory", dir))?;
-            if Uid::effective() != owner {
-                chown(dir, Some(owner), Some(owner_gid)).map_err(sys("chown directory", dir))?;
+            // Private (0700, ours) until it has its owner and mode.
+            mkdir(dir, Mode::S_IRWXU).map_err(sys("create directory", dir))?;
+            let fd = open(dir, DIR_FLAGS, Mode::empty()).map_err(sys("open directory", dir))?;
+            let stat = fstat(&fd).map_err(sys("inspect", dir))?;
+            if !is_dir_owned_by(&stat, Uid::effective()) {
+                return Err(unsafe_dir("was replaced while it was being created".into()));
             }
-            fchmodat(
-                AT_FDCWD,
-                dir,
-                Mode::from_bits_truncate(DIR_MODE),
-                FchmodatFlags::FollowSymlink,
-            )
-            .map_err(sys("chmod directory", dir))?;
-            return Ok(());
+            if Uid::effective() != owner {
+                fchown(&fd, Some(owner), Some(owner_gid)).map_err(sys("chown directory", dir))?;
+            }
+            fchmod(&fd, Mode::from_bits_truncate(DIR_MODE)).map_err(sys("chmod directory", dir))?;
+            return Ok(SocketDir {
+                path: dir.to_owned(),
+                fd,
+            });
         }
         Err(errno) => return Err(sys("inspect", dir)(errno)),
         Ok(stat) => stat,
@@ -103,7 +125,15 @@ pub fn prepare_dir(dir: &Path, owner: Uid, owner_gid: Gid) -> Result<(), SockDir
             stat.st_mode & 0o7777
         )));
     }
-    Ok(())
+    let fd = open(dir, DIR_FLAGS, Mode::empty()).map_err(sys("open directory", dir))?;
+    let opened = fstat(&fd).map_err(sys("inspect", dir))?;
+    if (opened.st_dev, opened.st_ino) != (stat.st_dev, stat.st_ino) {
+        return Err(unsafe_dir("was replaced while it was being checked".into()));
+    }
+    Ok(SocketDir {
+        path: dir.to_owned(),
+        fd,
+    })
 }
 
 /// A binding's listening Unix socket and its file.
@@ -130,55 +160,70 @@ impl Drop for Endpoints {
 
 /// Creates `<dir>/<name>.sock` for `binding`, owned by `owner` and the binding's group,
 /// with the binding's mode, already listening when it appears under its final name.
-pub fn create(dir: &Path, binding: &Binding, owner: Uid) -> Result<Endpoint, SockDirError> {
-    let path = binding.socket_path(dir);
-    let tmp = dir.join(format!(".{}.sock.{}.tmp", binding.name, std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
+pub fn create(dir: &SocketDir, binding: &Binding, owner: Uid) -> Result<Endpoint, SockDirError> {
+    let path = binding.socket_path(&dir.path);
+    let stage_name = format!(".{}.{}.new", binding.name, std::process::id());
+    let stage_path = dir.path.join(&stage_name);
+    let file = format!("{}.sock", binding.name);
+    mkdirat(&dir.fd, stage_name.as_str(), Mode::S_IRWXU)
+        .map_err(sys("create staging directory", &stage_path))?;
+    let result = (|| {
+        let stage = openat(&dir.fd, stage_name.as_str(), DIR_FLAGS, Mode::empty())
+            .map_err(sys("open staging directory", &stage_path))?;
+        let stat = fstat(&stage).map_err(sys("inspect", &stage_path))?;
+        if !is_dir_owned_by(&stat, Uid::effective()) || stat.st_mode & 0o077 != 0 {
+            return Err(SockDirError::Unsafe {
+                path: stage_path.clone(),
+                problem: "was replaced while it was being created".into(),
+            });
+        }
+        let listener =
+            bind_in(&stage, &file, binding.mode).map_err(sys("bind Unix socket for", &path))?;
+        let created = fstatat(&stage, file.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
+            .map_err(sys("inspect", &path))?;
+        if SFlag::from_bits_truncate(created.st_mode) & SFlag::S_IFMT != SFlag::S_IFSOCK {
+            return Err(SockDirError::Unsafe {
+                path: stage_path.clone(),
+                problem: "holds something other than our socket".into(),
+            });
+        }
+        nix::unistd::fchownat(
+            &stage,
+            file.as_str(),
+            Some(owner),
+            Some(binding.group.gid),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(sys("chown (needs root or CAP_CHOWN)", &path))?;
+        socket::listen(&listener, Backlog::MAXCONN).map_err(sys("listen on", &path))?;
+        // The atomic step that makes it reachable; it replaces a stale file of the same
+        // name (never following it) and fails on a directory.
+        renameat(&stage, file.as_str(), &dir.fd, file.as_str())
+            .map_err(sys("rename into place", &path))?;
+        Ok(listener)
+    })();
+    // The staging directory is empty now (or holds a socket we failed to move): remove both.
+    if let Ok(stage) = openat(&dir.fd, stage_name.as_str(), DIR_FLAGS, Mode::empty()) {
+        let _ = unlinkat(&stage, file.as_str(), UnlinkatFlags::NoRemoveDir);
+    }
+    let _ = unlinkat(&dir.fd, stage_name.as_str(), UnlinkatFlags::RemoveDir);
+    result.map(|listener| Endpoint { path, listener })
+}
+
+/// Binds a new non-blocking Unix socket at `name` in the directory `stage`, with the
+/// file's permission bits set by the umask at creation (restored to 077 after).
+fn bind_in(stage: &OwnedFd, name: &str, mode: u32) -> Result<OwnedFd, Errno> {
     let listener = socket::socket(
         AddressFamily::Unix,
         SockType::Stream,
         SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
         None,
-    )
-    .map_err(sys("create a Unix socket for", &path))?;
-    let result = (|| {
-        let addr = UnixAddr::new(&tmp).map_err(sys("address", &tmp))?;
-        // The process umask (0077, set at start-up) makes the new file 0600 at most.
-        socket::bind(listener.as_raw_fd(), &addr).map_err(sys("bind Unix socket", &tmp))?;
-        fchownat(
-            AT_FDCWD,
-            &tmp,
-            Some(owner),
-            Some(binding.group.gid),
-            AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .map_err(sys("chown", &tmp))?;
-        fchmodat(
-            AT_FDCWD,
-            &tmp,
-            Mode::from_bits_truncate(binding.mode),
-            FchmodatFlags::FollowSymlink,
-        )
-        .map_err(sys("chmod", &tmp))?;
-        socket::listen(&listener, Backlog::MAXCONN).map_err(sys("listen on", &tmp))?;
-        std::fs::rename(&tmp, &path).map_err(|e| SockDirError::Sys {
-            op: "rename into place",
-            path: path.clone(),
-            errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-        })
-    })();
-    match result {
-        Ok(()) => Ok(Endpoint { path, listener }),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
-}
-
-/// The owner, group and permission bits of a socket file, for the start line.
-pub fn describe(path: &Path) -> io::Result<(u32, u32, u32)> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::symlink_metadata(path)?;
-    Ok((meta.uid(), meta.gid(), meta.mode() & 0o7777))
+    )?;
+    // The path goes through our descriptor of the staging directory, not its name.
+    let addr =
+        UnixAddr::new(format!("/proc/self/fd/{}/{name}", stage.as_fd().as_raw_fd()).as_str())?;
+    umask(Mode::from_bits_truncate(!mode & 0o777));
+    let bound = socket::bind(listener.as_raw_fd(), &addr);
+    umask(Mode::from_bits_truncate(0o077));
+    bound.map(|()| listener)
 }

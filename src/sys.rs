@@ -168,3 +168,42 @@ pub fn dup_at_least(fd: &OwnedFd, min: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: `new` was just created by fcntl and is owned only here.
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
+
+unsafe extern "C" {
+    /// glibc: replaces a database's nsswitch.conf line for this process (see the glibc
+    /// manual, "Name Service Switch", and nss(5)).
+    fn __nss_configure_lookup(
+        db: *const libc::c_char,
+        service_line: *const libc::c_char,
+    ) -> libc::c_int;
+}
+
+/// Makes user and group lookups read the local files only (`passwd: files`,
+/// `group: files`), for the rest of the process's life. glibc then neither loads another
+/// NSS module, nor asks nscd, nor re-reads nsswitch.conf: inside the sandbox a lookup is
+/// openat/fstat/read/close of /etc/passwd or /etc/group and nothing else.
+pub fn nss_files_only() -> io::Result<()> {
+    for db in [c"passwd", c"group"] {
+        // SAFETY: both arguments are NUL-terminated 'static strings; glibc copies what it
+        // keeps. Called during start-up, while the process has one thread.
+        if unsafe { __nss_configure_lookup(db.as_ptr(), c"files".as_ptr()) } != 0 {
+            return Err(io::Error::other(format!(
+                "__nss_configure_lookup({}, files) failed",
+                db.to_string_lossy()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Loads the local time zone now (tzset(3)), so that glibc's syslog(3), which stamps each
+/// message with the local time, never needs /etc/localtime or the zoneinfo file it links
+/// to once the sandbox forbids reading them.
+pub fn tzset() {
+    unsafe extern "C" {
+        fn tzset();
+    }
+    // SAFETY: tzset takes no arguments; it reads TZ and the zone file into glibc's own
+    // state. Called during start-up, while the process has one thread.
+    unsafe { tzset() };
+}

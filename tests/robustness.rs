@@ -1,9 +1,9 @@
 //! Robustness: no fd leaks over many grants, slow or vanishing clients do not block or kill
 //! the daemon, and running out of fds neither busy-loops nor drops waiting clients.
 
+mod adversary;
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -91,20 +91,21 @@ fn vanishing_clients_do_not_kill_the_daemon() {
     daemon.wait_fd_count(baseline);
 }
 
-/// Connections waiting in the accept queue of the daemon's listening Unix socket in
-/// `socket_dir` (its Recv-Q in `ss -xl`; the name `ss` shows is the one the socket was bound
-/// to, which may be a temporary name renamed into place since).
-fn pending_connections(socket_dir: &Path) -> u32 {
+/// Connections waiting in the accept queue of the daemon's listening Unix socket `name`
+/// (its Recv-Q in `ss -xl`). `ss` shows the path the socket was bound at, inside the
+/// daemon's staging directory, so only the file name is matched; the test's network
+/// namespace holds no other daemon.
+fn pending_connections(name: &str) -> u32 {
     let out = Command::new("ss")
         .args(["-Hxl"])
         .output()
         .expect("run ss (iproute2)");
     let listing = String::from_utf8_lossy(&out.stdout);
-    let dir = format!(" {}/", socket_dir.display());
+    let file = format!("/{name} ");
     let line = listing
         .lines()
-        .find(|l| l.contains(&dir))
-        .unwrap_or_else(|| panic!("no listening socket in{dir} in:\n{listing}"));
+        .find(|l| l.contains(&file))
+        .unwrap_or_else(|| panic!("no listening socket {name} in:\n{listing}"));
     // Netid State Recv-Q Send-Q Local-Address ...
     line.split_whitespace().nth(2).unwrap().parse().unwrap()
 }
@@ -152,7 +153,7 @@ fn fd_exhaustion_waits_without_spinning_and_recovers() {
 
     let socket = env.socket("http");
     let mut waiting = env.client(WWW_DATA, &["probe".as_ref(), socket.as_os_str()]);
-    let queued = wait_until(EXIT_TIMEOUT, || pending_connections(&env.socket_dir()) > 0);
+    let queued = wait_until(EXIT_TIMEOUT, || pending_connections("http.sock") > 0);
     assert!(
         queued,
         "the client never connected
@@ -177,4 +178,12 @@ fn fd_exhaustion_waits_without_spinning_and_recovers() {
     let probe: Probe = waiting.finish(EXIT_TIMEOUT).json();
     probe.assert_granted(2);
     daemon.wait_fd_count(baseline);
+    let ticks_per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100);
+    adversary::record(
+        "exhaustion-emfile",
+        serde_json::json!({"cpu_percent": spent as f64 * 100.0 / ticks_per_second as f64}),
+    );
 }

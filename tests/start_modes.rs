@@ -8,7 +8,7 @@ use std::ffi::OsStr;
 use std::fs;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
@@ -209,5 +209,68 @@ fn example_config_is_valid() {
     assert_eq!(
         outcome.stdout,
         format!("portbinder: {path}: ok (1 binding)\n")
+    );
+}
+
+#[test]
+fn a_link_planted_in_the_socket_directory_is_replaced_never_followed() {
+    let env = TestEnv::new();
+    runtime_dir_for_nobody(&env);
+    // The run user owns the directory and plants a link where the socket will go, aiming
+    // the daemon's chown/chmod at a root-only file.
+    let target = env.path().join("root-only");
+    fs::write(&target, "secret\n").unwrap();
+    fs::set_permissions(&target, fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::symlink(&target, env.socket("http")).unwrap();
+    let config = env.config(HTTP_BINDING);
+    let _daemon = env.serve(&config);
+    let meta = fs::metadata(&target).unwrap();
+    assert_eq!(
+        (meta.mode() & 0o7777, meta.uid(), meta.gid()),
+        (0o600, 0, 0),
+        "the link's target was changed"
+    );
+    let sock = fs::symlink_metadata(env.socket("http")).unwrap();
+    assert!(
+        sock.file_type().is_socket(),
+        "the link was replaced by the socket"
+    );
+    env.probe(WWW_DATA, &env.socket("http")).assert_granted(1);
+    // No staging directory is left behind.
+    let names: Vec<_> = fs::read_dir(env.socket_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["http.sock"]);
+}
+
+#[test]
+fn a_failure_on_the_second_socket_removes_the_first() {
+    let env = TestEnv::new();
+    runtime_dir_for_nobody(&env);
+    // `b.sock` is a directory: renaming the second socket into place fails (EISDIR).
+    fs::create_dir(env.socket("b")).unwrap();
+    let config = env.config(
+        r#"
+[binding.a]
+listen = ["127.0.0.1:80"]
+group = "www-data"
+
+[binding.b]
+listen = ["127.0.0.1:81"]
+group = "www-data"
+"#,
+    );
+    let outcome = run_serve_expect_failure(&["--config".as_ref(), config.as_os_str()]);
+    outcome.assert_error(4, &["rename into place", "b.sock", "Is a directory"]);
+    let mut names: Vec<_> = fs::read_dir(env.socket_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["b.sock"],
+        "a.sock and the staging directories are gone"
     );
 }
