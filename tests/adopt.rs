@@ -91,7 +91,15 @@ fn inherited_socket_of_the_wrong_type_is_refused() {
     );
     Proc::spawn(cmd, "portbinder serve")
         .finish(EXIT_TIMEOUT)
-        .assert_error(4, &[]);
+        .assert_error(
+            4,
+            &[
+                "inherited fd 3",
+                "`http`",
+                "udp://127.0.0.1:80",
+                "tcp://127.0.0.1:80",
+            ],
+        );
     assert!(
         env.socket_files().is_empty(),
         "socket files left behind: {:?}",

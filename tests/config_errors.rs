@@ -161,7 +161,65 @@ fn no_bindings() {
 fn missing_config_file() {
     let env = TestEnv::new();
     let config = env.path().join("absent.toml");
-    assert_config_error(&env, &config, &[]);
+    assert_config_error(
+        &env,
+        &config,
+        &["cannot read configuration file", "No such file"],
+    );
+}
+
+#[test]
+fn toml_syntax_error_names_the_line() {
+    let env = TestEnv::new();
+    let config = env.config("[binding.http]\nlisten = [\"127.0.0.1:80\"\ngroup = \"www-data\"\n");
+    assert_config_error(&env, &config, &["TOML parse error", "line"]);
+}
+
+#[test]
+fn unknown_allowed_group_and_bad_backlog() {
+    let env = TestEnv::new();
+    let config = env.config(
+        r#"
+[binding.http]
+listen = ["127.0.0.1:80"]
+group = "www-data"
+allow_groups = ["no-such-group-pb"]
+backlog = 0
+"#,
+    );
+    assert_config_error(
+        &env,
+        &config,
+        &[
+            "binding `http`: field `allow_groups`: no such group `no-such-group-pb`",
+            "binding `http`: field `backlog`: 0 is out of range",
+        ],
+    );
+}
+
+#[test]
+fn malformed_and_repeated_bind_flags() {
+    for (flags, needle) in [
+        (
+            &["--bind", "http", "--group", "www-data"][..],
+            "--bind `http`: write NAME=ADDR",
+        ),
+        (
+            &[
+                "--bind",
+                "a=127.0.0.1:80",
+                "--bind",
+                "a=127.0.0.1:81",
+                "--group",
+                "www-data",
+            ][..],
+            "binding `a` is given twice",
+        ),
+    ] {
+        let mut args = vec!["--user", "nobody"];
+        args.extend_from_slice(flags);
+        run_check(&args).assert_error(3, &["command line", needle]);
+    }
 }
 
 #[test]
@@ -290,7 +348,11 @@ fn socket_dir_symlink_is_refused() {
     std::os::unix::fs::chown(&target, Some(65534), Some(65534)).unwrap();
     symlink(&target, env.socket_dir()).unwrap();
     let config = env.config(HTTP_BINDING);
-    assert_setup_error(&env, &config, &[env.socket_dir().to_str().unwrap()]);
+    assert_setup_error(
+        &env,
+        &config,
+        &[env.socket_dir().to_str().unwrap(), "symbolic link"],
+    );
     assert_eq!(fs::read_dir(&target).unwrap().count(), 0);
 }
 
@@ -301,7 +363,15 @@ fn socket_dir_writable_by_others_is_refused() {
     std::os::unix::fs::chown(env.socket_dir(), Some(65534), Some(65534)).unwrap();
     fs::set_permissions(env.socket_dir(), fs::Permissions::from_mode(0o777)).unwrap();
     let config = env.config(HTTP_BINDING);
-    assert_setup_error(&env, &config, &[env.socket_dir().to_str().unwrap()]);
+    assert_setup_error(
+        &env,
+        &config,
+        &[
+            env.socket_dir().to_str().unwrap(),
+            "mode 0777",
+            "writable by group or others",
+        ],
+    );
 }
 
 #[test]
@@ -311,5 +381,13 @@ fn socket_dir_owned_by_another_user_is_refused() {
     fs::set_permissions(env.socket_dir(), fs::Permissions::from_mode(0o755)).unwrap();
     // Owned by root, not by the run user nobody.
     let config = env.config(HTTP_BINDING);
-    assert_setup_error(&env, &config, &[env.socket_dir().to_str().unwrap()]);
+    assert_setup_error(
+        &env,
+        &config,
+        &[
+            env.socket_dir().to_str().unwrap(),
+            "owned by uid 0",
+            "run user (uid 65534)",
+        ],
+    );
 }
