@@ -206,39 +206,49 @@ impl<'a> Server<'a> {
                 });
             }
         };
-        // Pinned before answering: the pidfd keeps `comm` from naming a later process.
-        let process = Process::of(conn.as_fd(), peer.pid);
         let decision = access::decide(binding, &peer);
-        let (kind, sent) = match &decision {
-            Ok(()) => (
-                "grant",
-                protocol::send_grant(conn.as_fd(), &served.fds).inspect_err(|&errno| {
-                    // The kernel refuses to pass more descriptors while too many sent ones sit
-                    // unread in clients' queues (ETOOMANYREFS): tell this client why.
-                    if errno == Errno::ETOOMANYREFS {
-                        let _ = protocol::send_denial(conn.as_fd(), TOO_MANY_IN_FLIGHT);
-                    }
-                }),
-            ),
-            Err(reason) => ("deny", protocol::send_denial(conn.as_fd(), reason)),
+        let kind = if decision.is_ok() { "grant" } else { "deny" };
+        // Whether this event is logged is known before answering, so the process is pinned
+        // (a pidfd, which keeps `comm` from naming a later process) only when it will be.
+        let key = Key {
+            kind,
+            binding: binding.name.clone(),
+            uid: peer.uid.as_raw(),
+        };
+        let (mut log_it, report) = self.limiter.admit(key, Instant::now());
+        report_suppressed(report);
+        let process = log_it.then(|| Process::of(conn.as_fd(), peer.pid));
+        let sent = match &decision {
+            Ok(()) => protocol::send_grant(conn.as_fd(), &served.fds).inspect_err(|&errno| {
+                // The kernel refuses to pass more descriptors while too many sent ones sit
+                // unread in clients' queues (ETOOMANYREFS): tell this client why.
+                if errno == Errno::ETOOMANYREFS {
+                    let _ = protocol::send_denial(conn.as_fd(), TOO_MANY_IN_FLIGHT);
+                }
+            }),
+            Err(reason) => protocol::send_denial(conn.as_fd(), reason),
         };
         drop(conn);
         match decision {
             Ok(()) => self.counters.grants += u64::from(sent.is_ok()),
             Err(_) => self.counters.denials += 1,
         }
-        // A failed send is its own kind, so a flood of grants cannot hide its failures.
-        let key = Key {
-            kind: if sent.is_ok() { kind } else { "send-failed" },
-            binding: binding.name.clone(),
-            uid: peer.uid.as_raw(),
-        };
-        let (log_it, report) = self.limiter.admit(key, Instant::now());
-        report_suppressed(report);
+        // A failed send is counted under its own kind too, so a flood of grants cannot
+        // hide its failures.
+        if sent.is_err() && !log_it {
+            let key = Key {
+                kind: "send-failed",
+                binding: binding.name.clone(),
+                uid: peer.uid.as_raw(),
+            };
+            let (admitted, report) = self.limiter.admit(key, Instant::now());
+            report_suppressed(report);
+            log_it = admitted;
+        }
         if !log_it {
             return;
         }
-        let comm = process.comm();
+        let comm = process.map(|p| p.comm()).unwrap_or_default();
         let mut line = Line::new(kind).field("binding", &binding.name);
         if decision.is_ok() {
             line = line.field("fds", served.fds.len());

@@ -56,7 +56,7 @@ enum Pin {
 }
 
 /// A peer's process name for the audit line (`comm=` and `comm_verified=`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Comm {
     /// The bytes of /proc/PID/comm without the newline (the peer chooses them: escape
     /// before logging, never decide on them); `None` when unknown.
