@@ -3,10 +3,19 @@
 use crate::config::Binding;
 use crate::peer::Peer;
 
+/// Whether the uid or the primary gid alone admits `peer`; when it does, the supplementary
+/// groups need not be read.
+pub fn admits_by_ids(binding: &Binding, peer: &Peer) -> bool {
+    binding.allow_users.contains(&peer.uid) || binding.allow_groups.contains(&peer.gid)
+}
+
 /// Grants `peer` access to `binding` when its uid is an allowed user, or its gid or one of
 /// its supplementary groups is an allowed group (the socket's group always is). uid 0 gets
 /// no exception. `Err` holds the reason sent to the peer and logged.
 pub fn decide(binding: &Binding, peer: &Peer) -> Result<(), String> {
+    if admits_by_ids(binding, peer) {
+        return Ok(());
+    }
     let allowed_group = std::iter::once(&peer.gid)
         .chain(&peer.groups)
         .any(|g| binding.allow_groups.contains(g));

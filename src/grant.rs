@@ -194,7 +194,14 @@ impl<'a> Server<'a> {
     fn answer(&mut self, index: usize, conn: OwnedFd) {
         let served = &self.served[index];
         let binding = served.binding;
-        let peer = match Peer::of(conn.as_fd()) {
+        // Supplementary groups are read only when the uid and primary gid do not decide.
+        let credentials = Peer::credentials(conn.as_fd()).and_then(|mut peer| {
+            if !access::admits_by_ids(binding, &peer) {
+                peer.load_groups(conn.as_fd())?;
+            }
+            Ok(peer)
+        });
+        let peer = match credentials {
             Ok(peer) => peer,
             Err(e) => {
                 let name = binding.name.clone();

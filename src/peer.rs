@@ -19,21 +19,35 @@ pub struct Peer {
     pub uid: Uid,
     /// Its effective gid.
     pub gid: Gid,
-    /// Its supplementary groups.
+    /// Its supplementary groups (empty until [`Peer::load_groups`]; the serve loop reads
+    /// them only when the uid and primary gid do not decide).
     pub groups: Vec<Gid>,
 }
 
 impl Peer {
     /// Reads the credentials of the process connected to `conn`.
     pub fn of(conn: BorrowedFd<'_>) -> std::io::Result<Peer> {
+        let mut peer = Peer::credentials(conn)?;
+        peer.load_groups(conn)?;
+        Ok(peer)
+    }
+
+    /// Reads pid, uid and gid only (SO_PEERCRED), leaving `groups` empty: enough when the
+    /// uid or the primary gid already decides, and one system call less per grant.
+    pub fn credentials(conn: BorrowedFd<'_>) -> std::io::Result<Peer> {
         let cred = getsockopt(&conn.as_fd(), sockopt::PeerCredentials)?;
-        let groups = sys::peer_groups(conn)?;
         Ok(Peer {
             pid: cred.pid(),
             uid: Uid::from_raw(cred.uid()),
             gid: Gid::from_raw(cred.gid()),
-            groups,
+            groups: Vec::new(),
         })
+    }
+
+    /// Reads the supplementary groups (SO_PEERGROUPS) into `groups`.
+    pub fn load_groups(&mut self, conn: BorrowedFd<'_>) -> std::io::Result<()> {
+        self.groups = sys::peer_groups(conn)?;
+        Ok(())
     }
 }
 
