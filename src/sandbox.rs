@@ -246,6 +246,7 @@ mod filter {
     /// The allowlist. Every entry is used by the serving process; the comment says by what.
     pub fn allowlist() -> Vec<Entry> {
         let sol_socket = libc::SOL_SOCKET as u64;
+        #[allow(unused_mut)] // extended below on x86_64 only
         let mut list = vec![
             // The serve loop: wait (poll also tells whether a peer's pidfd shows it exited),
             // accept, ask the kernel who connected, answer, close.
