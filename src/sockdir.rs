@@ -73,9 +73,26 @@ fn is_dir_owned_by(stat: &FileStat, owner: Uid) -> bool {
 }
 
 /// Makes sure `dir` is a real directory owned by `owner` that nobody else can write to,
-/// creating it (mode 0755, owned by `owner`) if it does not exist, and opens it. A
-/// symlink is refused, never followed.
+/// creating it (mode 0755, owned by `owner`) if it does not exist, opens it, and locks it
+/// for the life of the daemon: a second daemon on the same directory would replace the
+/// first one's sockets. A symlink is refused, never followed.
 pub fn prepare_dir(dir: &Path, owner: Uid, owner_gid: Gid) -> Result<SocketDir, SockDirError> {
+    let opened = open_dir(dir, owner, owner_gid)?;
+    match crate::sys::try_lock_exclusive(opened.fd.as_fd()) {
+        Ok(true) => Ok(opened),
+        Ok(false) => Err(SockDirError::Unsafe {
+            path: dir.to_owned(),
+            problem:
+                "is in use by another portbinder: stop it, or give this one another socket_dir"
+                    .into(),
+        }),
+        Err(e) => Err(sys("lock", dir)(Errno::from_raw(
+            e.raw_os_error().unwrap_or(libc::EIO),
+        ))),
+    }
+}
+
+fn open_dir(dir: &Path, owner: Uid, owner_gid: Gid) -> Result<SocketDir, SockDirError> {
     let unsafe_dir = |problem: String| SockDirError::Unsafe {
         path: dir.to_owned(),
         problem,

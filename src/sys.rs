@@ -207,3 +207,15 @@ pub fn tzset() {
     // state. Called during start-up, while the process has one thread.
     unsafe { tzset() };
 }
+
+/// Takes an exclusive advisory lock on `fd` without waiting (flock(2) LOCK_EX|LOCK_NB);
+/// `Ok(false)` when another open file description holds it. The lock lasts as long as the
+/// descriptor stays open.
+pub fn try_lock_exclusive(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    // SAFETY: flock only acts on the open file description behind a valid descriptor.
+    match check(unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(false),
+        Err(e) => Err(e),
+    }
+}

@@ -274,3 +274,32 @@ group = "www-data"
         "a.sock and the staging directories are gone"
     );
 }
+
+#[test]
+fn a_second_daemon_on_the_same_socket_directory_is_refused() {
+    let env = TestEnv::new();
+    let first = env.config(HTTP_BINDING);
+    let _daemon = env.serve(&first);
+    let other = env.path().join("other.toml");
+    fs::write(
+        &other,
+        format!(
+            "{}\n[binding.http]\nlisten = [\"127.0.0.1:8080\"]\ngroup = \"www-data\"\n",
+            env.globals()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&other, fs::Permissions::from_mode(0o600)).unwrap();
+    let outcome = run_serve_expect_failure(&["--config".as_ref(), other.as_os_str()]);
+    outcome.assert_error(
+        4,
+        &[
+            env.socket_dir().to_str().unwrap(),
+            "in use by another portbinder",
+        ],
+    );
+    // The first daemon's socket is untouched and still its own: it still grants port 80.
+    let probe = env.probe(WWW_DATA, &env.socket("http"));
+    probe.assert_granted(1);
+    assert_eq!(probe.fds[0].addr, ("127.0.0.1".to_owned(), 80));
+}
