@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{self, Config, ConfigError, Facility, LogTarget, Origin, Raw, RawBinding};
+use crate::config::{
+    self, Config, ConfigError, Facility, LogTarget, Origin, Raw, RawBinding, Trust,
+};
 
 /// portbinder: bind privileged ports once, drop every privilege, and hand the sockets to
 /// the unprivileged programs the configuration allows.
@@ -102,13 +104,13 @@ pub struct ConfigArgs {
 
 impl ConfigArgs {
     /// Reads (or builds from flags), overrides and validates the configuration.
-    pub fn load(&self) -> Result<Config, ConfigError> {
+    pub fn load(&self, trust: Trust) -> Result<Config, ConfigError> {
         let (mut raw, origin) = if self.bind.is_empty() {
             let path = self
                 .config
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(config::DEFAULT_CONFIG));
-            (config::read_file(&path)?, Origin::File(path))
+            (config::read_file(&path, trust)?, Origin::File(path))
         } else {
             (self.flag_bindings()?, Origin::Flags)
         };

@@ -9,7 +9,6 @@ use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::unistd::{Gid, Uid};
 use serde::Deserialize;
@@ -174,7 +173,7 @@ pub fn is_valid_name(name: &str) -> bool {
 impl Binding {
     /// The path of this binding's Unix socket in `dir`.
     pub fn socket_path(&self, dir: &Path) -> PathBuf {
-        dir.join(format!("{}.sock", self.name))
+        portbinder_client::socket_path_in(dir, &self.name)
     }
 }
 
@@ -222,25 +221,25 @@ pub enum ConfigError {
     },
 }
 
-/// Set by [`refuse_untrusted_files`].
-static TRUSTED_ONLY: AtomicBool = AtomicBool::new(false);
-
-/// From now on [`read_file`] refuses a file that anyone but root or the user this process
-/// runs as could have changed: one they own or that their group or others may write, or
-/// one in a directory they could write to (a sticky directory such as /tmp excepted), as
-/// sshd and sudo do. `serve` calls it before reading; `check` does not, so that a draft
-/// can be validated wherever it lies.
-pub fn refuse_untrusted_files() {
-    TRUSTED_ONLY.store(true, Ordering::Relaxed);
+/// Which configuration files [`read_file`] accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    /// Any readable file: `check` validates drafts wherever they lie.
+    Any,
+    /// Only a file that no one but root or the user this process runs as could have
+    /// changed: not one they own or that their group or others may write, nor one in a
+    /// directory they could write to (a sticky directory such as /tmp excepted), as sshd
+    /// and sudo do. `serve` reads with this.
+    RootOnly,
 }
 
 /// Reads and parses a configuration file (no validation yet).
-pub fn read_file(path: &Path) -> Result<Raw, ConfigError> {
+pub fn read_file(path: &Path, trust: Trust) -> Result<Raw, ConfigError> {
     let read = |source| ConfigError::Read {
         path: path.to_owned(),
         source,
     };
-    let trusted_only = TRUSTED_ONLY.load(Ordering::Relaxed);
+    let trusted_only = trust == Trust::RootOnly;
     let mut file = File::options()
         .read(true)
         // Never block on a FIFO put where the file should be; it is refused below.

@@ -130,7 +130,7 @@ fn prepare(request: &Request) -> Result<Command, ExecError> {
     let mut fds: Vec<OwnedFd> = Vec::new();
     let mut names = Vec::new();
     for name in &request.names {
-        let path = request.socket_dir.join(format!("{name}.sock"));
+        let path = client::socket_path_in(&request.socket_dir, name);
         let got = client::fetch_from(&path).map_err(|error| ExecError::Fetch {
             name: name.clone(),
             error,

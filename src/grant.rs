@@ -291,11 +291,6 @@ impl<'a> Server<'a> {
             log::error!("{}", line());
         }
     }
-
-    /// The raw descriptors of every served socket (for checks in tests and the start line).
-    pub fn socket_count(&self) -> usize {
-        self.served.iter().map(|s| s.fds.len()).sum()
-    }
 }
 
 /// Logs one `event=suppressed` line per key whose window ended with suppressed events.

@@ -5,15 +5,18 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use portbinder::cli::{Cli, Command};
+use portbinder::config::Trust;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => portbinder::serve::run(|| args.load()).map_err(|e| {
-            let code = e.exit_code();
-            (anyhow::Error::new(e), code)
-        }),
-        Command::Check(args) => match args.load() {
+        Command::Serve(args) => {
+            portbinder::serve::run(|| args.load(Trust::RootOnly)).map_err(|e| {
+                let code = e.exit_code();
+                (anyhow::Error::new(e), code)
+            })
+        }
+        Command::Check(args) => match args.load(Trust::Any) {
             Ok(config) => {
                 let n = config.bindings.len();
                 let plural = if n == 1 { "" } else { "s" };

@@ -8,7 +8,7 @@ use nix::unistd::Uid;
 
 use crate::audit::Line;
 use crate::bind::{self, BindError};
-use crate::config::{self, Config, ConfigError, LogTarget};
+use crate::config::{Config, ConfigError, LogTarget};
 use crate::grant::{Served, Server, raw_fds};
 use crate::listenfds::{self, ListenFdsError};
 use crate::notify::{self, Notifier, NotifyError};
@@ -102,8 +102,8 @@ pub fn run(load: impl FnOnce() -> Result<Config, ConfigError>) -> Result<(), Ser
     let notifier = Notifier::from_env().map_err(SetupError::from)?;
 
     // 2. Configuration, with every name resolved while NSS is still fully reachable.
-    //    A file that anyone but root could have written is refused (exit 3).
-    config::refuse_untrusted_files();
+    //    `load` reads with config::Trust::RootOnly: a file that anyone but root could
+    //    have written is refused (exit 3).
     let config = load()?;
     let run_as = config.user.uid;
     if !Uid::effective().is_root() && Uid::effective() != run_as {

@@ -105,7 +105,18 @@ fn io_hint(e: &io::Error) -> &'static str {
 /// assert_eq!(portbinder_client::socket_path("http"), std::path::Path::new("/run/portbinder/http.sock"));
 /// ```
 pub fn socket_path(name: &str) -> PathBuf {
-    Path::new(DEFAULT_SOCKET_DIR).join(format!("{name}.sock"))
+    socket_path_in(Path::new(DEFAULT_SOCKET_DIR), name)
+}
+
+/// The socket path of binding `name` in the socket directory `dir`: `<dir>/<name>.sock`,
+/// the one naming rule shared by the daemon and its clients.
+///
+/// ```
+/// use std::path::Path;
+/// assert_eq!(portbinder_client::socket_path_in(Path::new("/tmp/pb"), "dns"), Path::new("/tmp/pb/dns.sock"));
+/// ```
+pub fn socket_path_in(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.sock"))
 }
 
 /// Fetches the sockets of binding `name` from the daemon's default socket directory.
