@@ -81,7 +81,7 @@ pub struct ConfigArgs {
     /// Syslog facility (overrides the file).
     #[arg(long, value_enum)]
     pub facility: Option<Facility>,
-    /// A binding without a file: NAME=ADDR[,ADDR...], e.g. http=0.0.0.0:80,[::]:80.
+    /// A binding without a file: NAME=ADDR[,ADDR...], e.g. `http=0.0.0.0:80,[::]:80`.
     /// Repeatable; needs --group.
     #[arg(long, value_name = "NAME=ADDRS", requires = "group")]
     pub bind: Vec<String>,

@@ -6,27 +6,18 @@
 //! allows (identified by the kernel with `SO_PEERCRED`) with `SCM_RIGHTS`. See
 //! docs/PRIVSEP.md for who holds which privilege when, and docs/PROTOCOL.md for the wire
 //! protocol.
+//!
+//! The modules follow the privilege boundary:
+//!
+//! * [`serve`]: the daemon, and nothing else. [`serve::setup`] runs with the start-up
+//!   privileges (binding, the socket directory, the fd store, the drop itself);
+//!   [`serve::sandbox`] is installed right after the verified drop; [`serve::grant`] is the
+//!   serve loop, which runs with no privilege at all.
+//! * [`caller`]: the commands that run as the user who types them (`exec`, `list`).
+//! * [`config`] and [`cli`]: what both sides read (the configuration file and the command
+//!   line; `check` is the configuration's validation, run as the caller).
 
-pub mod access;
-pub mod address;
-pub mod audit;
-pub mod bind;
+pub mod caller;
 pub mod cli;
 pub mod config;
-pub mod exec;
-pub mod fdstore;
-pub mod grant;
-pub mod ids;
-pub mod list;
-pub mod listenfds;
-pub mod logger;
-pub mod notify;
-pub mod peer;
-pub mod privdrop;
-pub mod protocol;
-pub mod ratelimit;
-pub mod sandbox;
 pub mod serve;
-pub mod sockdir;
-pub mod socket;
-mod sys;

@@ -26,28 +26,29 @@ fn main() -> ExitCode {
             Err(e) => Err((anyhow::Error::new(e), 3)),
         },
         Command::Exec(args) => {
-            let request = portbinder::exec::Request {
+            let request = portbinder::caller::exec::Request {
                 names: args.names,
                 socket_dir: args.socket_dir,
-                preload: args
-                    .preload
-                    .then(|| args.preload_lib.unwrap_or_else(portbinder::exec::find_shim)),
+                preload: args.preload.then(|| {
+                    args.preload_lib
+                        .unwrap_or_else(portbinder::caller::exec::find_shim)
+                }),
                 command: args.command,
             };
             // SAFETY: `portbinder` never starts a thread; this is its only one.
-            let error = unsafe { portbinder::exec::exec(&request) };
+            let error = unsafe { portbinder::caller::exec::exec(&request) };
             let code = error.exit_code();
             Err((anyhow::Error::new(error), code))
         }
         Command::List(args) => {
-            let caller = portbinder::list::Caller::current();
-            match portbinder::list::list(&args.socket_dir, &caller) {
+            let caller = portbinder::caller::list::Caller::current();
+            match portbinder::caller::list::list(&args.socket_dir, &caller) {
                 Ok(entries) if entries.is_empty() => {
                     println!("no bindings in {}", args.socket_dir.display());
                     Ok(())
                 }
                 Ok(entries) => {
-                    print!("{}", portbinder::list::render(&entries));
+                    print!("{}", portbinder::caller::list::render(&entries));
                     Ok(())
                 }
                 Err(e) => Err((

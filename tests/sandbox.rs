@@ -23,7 +23,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use portbinder::sandbox::{Landlock, Seccomp};
+use portbinder::serve::sandbox::{Landlock, Seccomp};
 
 const HTTP_BINDING: &str = r#"
 [binding.http]

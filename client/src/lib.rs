@@ -38,6 +38,10 @@ pub use protocol::ProtocolError;
 /// The daemon's default socket directory.
 pub const DEFAULT_SOCKET_DIR: &str = "/run/portbinder";
 
+/// The first descriptor of systemd's socket-passing protocol (`SD_LISTEN_FDS_START`):
+/// `portbinder exec` puts the sockets at 3, 4, … and announces them in `LISTEN_FDS`.
+pub const LISTEN_FDS_START: std::os::fd::RawFd = 3;
+
 /// How long to wait for the daemon's answer once connected.
 pub const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 

@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use portbinder::protocol::{Answer, ProtocolError, decode};
+use portbinder_client::protocol::{Answer, ProtocolError, decode};
 
 fn dev_null() -> &'static File {
     static NULL: OnceLock<File> = OnceLock::new();

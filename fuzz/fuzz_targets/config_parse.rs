@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use portbinder::address::ListenAddr;
+use portbinder::config::address::ListenAddr;
 use portbinder::config::{self, MAX_ADDRESSES, Origin};
 
 fuzz_target!(|data: &[u8]| {

@@ -5,12 +5,13 @@ use std::path::PathBuf;
 
 use nix::unistd::Gid;
 
-use super::{
-    Binding, Config, ConfigError, DEFAULT_BACKLOG, DEFAULT_MODE, DEFAULT_SOCKET_DIR, DEFAULT_USER,
-    Facility, LogTarget, MAX_ADDRESSES, Mode, Origin, Raw, RawBinding,
+use super::address::ListenAddr;
+use super::error::{ConfigError, Origin};
+use super::ids::{resolve_group, resolve_user};
+use super::model::{
+    Binding, Config, DEFAULT_BACKLOG, DEFAULT_MODE, DEFAULT_SOCKET_DIR, DEFAULT_USER, MAX_ADDRESSES,
 };
-use crate::address::ListenAddr;
-use crate::ids::{resolve_group, resolve_user};
+use super::raw::{Facility, LogTarget, Mode, Raw, RawBinding};
 
 /// The longest Unix socket path the kernel accepts (`sun_path` less its NUL).
 const MAX_SOCKET_PATH: usize = 107;
@@ -107,7 +108,7 @@ fn binding(
     problems: &mut Problems,
 ) -> Option<Binding> {
     let before = problems.0.len();
-    if !super::is_valid_name(name) {
+    if !super::model::is_valid_name(name) {
         problems.0.push(format!(
             "binding `{}`: the name must be 1 to 64 characters of a-z, 0-9, `_` and `-` (it names the socket file)",
             name.escape_debug()

@@ -6,10 +6,10 @@ use std::os::fd::OwnedFd;
 
 use nix::errno::Errno;
 
-use crate::address::{ListenAddr, Proto};
 use crate::config::Binding;
-use crate::listenfds::Inherited;
-use crate::socket;
+use crate::config::address::{ListenAddr, Proto};
+use crate::serve::setup::listenfds::Inherited;
+use crate::serve::setup::socket;
 
 /// The sockets of one binding, in configuration order.
 #[derive(Debug)]

@@ -83,7 +83,7 @@ pub fn list(dir: &Path, caller: &Caller) -> io::Result<Vec<Entry>> {
 /// Connecting needs write permission on the socket file; the daemon then always admits
 /// members of the socket's group, and decides everyone else from its configuration.
 pub fn judge(caller: &Caller, owner: u32, group: u32, mode: u32) -> Access {
-    let group_name = crate::ids::group_name(Gid::from_raw(group));
+    let group_name = crate::config::ids::group_name(Gid::from_raw(group));
     let member = caller.gid.as_raw() == group || caller.groups.iter().any(|g| g.as_raw() == group);
     if caller.uid.is_root() {
         return Access::Maybe(
@@ -124,7 +124,7 @@ pub fn render(entries: &[Entry]) -> String {
             };
             [
                 e.name.clone(),
-                crate::ids::group_name(Gid::from_raw(e.gid)),
+                crate::config::ids::group_name(Gid::from_raw(e.gid)),
                 format!("{:04o}", e.mode),
                 access,
             ]

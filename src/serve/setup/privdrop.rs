@@ -12,7 +12,7 @@ use nix::unistd::{Gid, Uid, getgroups, setgid, setgroups, setresgid, setresuid, 
 
 use caps::{CapSet, Capability};
 
-use crate::sys;
+use crate::serve::sys;
 
 /// SECBIT_NOROOT | _LOCKED, SECBIT_NO_SETUID_FIXUP_LOCKED (fixups stay on: a uid change
 /// clears capabilities), SECBIT_KEEP_CAPS_LOCKED (keep-caps stays off) and

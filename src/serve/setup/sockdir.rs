@@ -78,7 +78,7 @@ fn is_dir_owned_by(stat: &FileStat, owner: Uid) -> bool {
 /// first one's sockets. A symlink is refused, never followed.
 pub fn prepare_dir(dir: &Path, owner: Uid, owner_gid: Gid) -> Result<SocketDir, SockDirError> {
     let opened = open_dir(dir, owner, owner_gid)?;
-    match crate::sys::try_lock_exclusive(opened.fd.as_fd()) {
+    match crate::serve::sys::try_lock_exclusive(opened.fd.as_fd()) {
         Ok(true) => Ok(opened),
         Ok(false) => Err(SockDirError::Unsafe {
             path: dir.to_owned(),

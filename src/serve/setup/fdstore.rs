@@ -6,11 +6,11 @@
 use std::collections::BTreeSet;
 use std::os::fd::{AsRawFd, RawFd};
 
-use crate::audit::Line;
-use crate::bind::BoundSockets;
 use crate::config::Binding;
-use crate::listenfds::Inherited;
-use crate::notify::Notifier;
+use crate::serve::audit::Line;
+use crate::serve::notify::Notifier;
+use crate::serve::setup::bind::BoundSockets;
+use crate::serve::setup::listenfds::Inherited;
 
 /// The most descriptors one SCM_RIGHTS message may carry (the kernel's SCM_MAX_FD).
 const MAX_FDS_PER_MESSAGE: usize = 253;
@@ -83,7 +83,7 @@ mod tests {
     use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
     use nix::unistd::Gid;
 
-    use crate::ids::GroupId;
+    use crate::config::ids::GroupId;
 
     fn binding(name: &str) -> Binding {
         Binding {

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
 use crate::config::Facility;
-use crate::sys;
+use crate::serve::sys;
 
 /// `-1` while logging to stderr; the syslog facility once syslog is open.
 static FACILITY: AtomicI32 = AtomicI32::new(-1);

@@ -3,10 +3,10 @@
 
 use std::os::fd::{OwnedFd, RawFd};
 
-use crate::sys;
+use crate::serve::sys;
 
 /// The first passed descriptor (`SD_LISTEN_FDS_START`).
-pub const FIRST_FD: RawFd = 3;
+pub const FIRST_FD: RawFd = portbinder_client::LISTEN_FDS_START;
 
 /// One inherited descriptor and the name it was passed under.
 #[derive(Debug)]

@@ -11,8 +11,9 @@ use std::process::Command;
 
 use portbinder_client as client;
 
-use crate::listenfds::FIRST_FD;
-use crate::sys;
+use portbinder_client::LISTEN_FDS_START as FIRST_FD;
+
+use super::sys;
 
 /// The variable through which `--preload` tells the shim which descriptors it may use.
 pub const PRELOAD_FDS_VAR: &str = "PORTBINDER_FDS";

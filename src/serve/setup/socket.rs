@@ -8,7 +8,7 @@ use nix::sys::socket::{
     self, AddressFamily, Backlog, SockFlag, SockType, SockaddrLike, SockaddrStorage, sockopt,
 };
 
-use crate::address::{ListenAddr, Proto};
+use crate::config::address::{ListenAddr, Proto};
 
 /// Creates a socket for `addr` and binds it: TCP sockets get SO_REUSEADDR (so a restart
 /// does not wait out TIME_WAIT) and are put in listening state with `backlog`; IPv6

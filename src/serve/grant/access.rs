@@ -1,7 +1,7 @@
 //! The access decision: deny by default, from kernel credentials only.
 
 use crate::config::Binding;
-use crate::peer::Peer;
+use crate::serve::grant::peer::Peer;
 
 /// Whether the uid or the primary gid alone admits `peer`; when it does, the supplementary
 /// groups need not be read.
@@ -31,7 +31,7 @@ pub fn decide(binding: &Binding, peer: &Peer) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::GroupId;
+    use crate::config::ids::GroupId;
     use nix::unistd::{Gid, Uid};
 
     fn binding() -> Binding {

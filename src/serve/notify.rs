@@ -14,21 +14,17 @@
 use std::cell::Cell;
 use std::io::IoSlice;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::socket::{
     self, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr,
 };
 
-use crate::audit::Line;
-use crate::grant::Counters;
-use crate::sys;
+use crate::serve::audit::Line;
+use crate::serve::sys;
 
 /// The environment variable systemd sets for `Type=notify` services.
 pub const NOTIFY_SOCKET: &str = "NOTIFY_SOCKET";
-/// The shortest interval between two STATUS updates from the serve loop.
-pub const STATUS_INTERVAL: Duration = Duration::from_secs(5);
 
 /// `$NOTIFY_SOCKET` is set but cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -103,21 +99,20 @@ impl Notifier {
         self.socket.is_some()
     }
 
-    /// Start-up is complete and the privileges are dropped: `READY=1` and a first STATUS.
-    pub fn ready(&self, bindings: usize) {
-        let status = status_text(bindings, Counters::default());
+    /// Start-up is complete and the privileges are dropped: `READY=1` with a first
+    /// `STATUS=` text.
+    pub fn ready(&self, status: &str) {
         self.send(&format!("READY=1\nSTATUS={status}"), &[]);
     }
 
-    /// The daemon stops (after `signal`): `STOPPING=1` with the final counters.
-    pub fn stopping(&self, signal: &str, counters: Counters) {
-        let (grants, denials) = (counters.grants, counters.denials);
-        self.send(
-            &format!(
-                "STOPPING=1\nSTATUS=stopping on {signal} after {grants} grants, {denials} denials"
-            ),
-            &[],
-        );
+    /// The daemon stops: `STOPPING=1` with a last `STATUS=` text.
+    pub fn stopping(&self, status: &str) {
+        self.send(&format!("STOPPING=1\nSTATUS={status}"), &[]);
+    }
+
+    /// A new `STATUS=` text.
+    pub fn status(&self, status: &str) {
+        self.send(&format!("STATUS={status}"), &[]);
     }
 
     /// Sends one notification (newline-separated `KEY=VALUE` assignments) with `fds`
@@ -154,15 +149,6 @@ impl Notifier {
     }
 }
 
-/// What `STATUS=` says: the bindings served and the grants and denials so far.
-pub fn status_text(bindings: usize, counters: Counters) -> String {
-    let plural = if bindings == 1 { "" } else { "s" };
-    format!(
-        "serving {bindings} binding{plural}: {} grants, {} denials",
-        counters.grants, counters.denials
-    )
-}
-
 /// The socket address of a `$NOTIFY_SOCKET` value: `Err` for a value that is no address
 /// at all, `Ok(Err)` for one the kernel cannot take (too long, a NUL inside).
 fn parse_address(value: &str) -> Result<Result<UnixAddr, Errno>, NotifyError> {
@@ -172,44 +158,6 @@ fn parse_address(value: &str) -> Result<Result<UnixAddr, Errno>, NotifyError> {
         Ok(UnixAddr::new(value))
     } else {
         Err(NotifyError::Address(value.to_owned()))
-    }
-}
-
-/// Keeps systemd's STATUS= current while serving: after the counters change, one update
-/// at most every [`STATUS_INTERVAL`], and none while nothing changes.
-#[derive(Debug)]
-pub struct Status<'a> {
-    notifier: &'a Notifier,
-    bindings: usize,
-    shown: (u64, u64),
-    last: Instant,
-}
-
-impl<'a> Status<'a> {
-    /// Starts from the STATUS that [`Notifier::ready`] sent (no grants, no denials).
-    pub fn new(notifier: &'a Notifier, bindings: usize) -> Status<'a> {
-        Status {
-            notifier,
-            bindings,
-            shown: (0, 0),
-            last: Instant::now(),
-        }
-    }
-
-    /// When the serve loop should wake to send an update, if one is pending.
-    pub fn due(&self, counters: Counters) -> Option<Instant> {
-        let pending = (counters.grants, counters.denials) != self.shown;
-        (pending && self.notifier.is_enabled()).then(|| self.last + STATUS_INTERVAL)
-    }
-
-    /// Sends the update if one is pending and due at `now`.
-    pub fn tick(&mut self, now: Instant, counters: Counters) {
-        if self.due(counters).is_some_and(|due| due <= now) {
-            let text = status_text(self.bindings, counters);
-            self.notifier.send(&format!("STATUS={text}"), &[]);
-            self.shown = (counters.grants, counters.denials);
-            self.last = now;
-        }
     }
 }
 
@@ -253,70 +201,35 @@ mod tests {
     }
 
     #[test]
-    fn ready_and_stopping_carry_a_status() {
+    fn ready_stopping_and_status_are_one_datagram_each() {
         let (notifier, systemd) = pair();
-        notifier.ready(2);
-        let counters = Counters {
-            grants: 7,
-            denials: 1,
-        };
-        notifier.stopping("SIGTERM", counters);
+        notifier.ready("up");
+        notifier.status("busy");
+        notifier.stopping("down");
         assert_eq!(
             received(&systemd),
             [
-                "READY=1\nSTATUS=serving 2 bindings: 0 grants, 0 denials",
-                "STOPPING=1\nSTATUS=stopping on SIGTERM after 7 grants, 1 denials",
+                "READY=1\nSTATUS=up",
+                "STATUS=busy",
+                "STOPPING=1\nSTATUS=down"
             ]
         );
     }
 
     #[test]
-    fn status_updates_are_throttled_and_only_sent_on_change() {
-        let (notifier, systemd) = pair();
-        let mut status = Status::new(&notifier, 1);
-        let start = status.last;
-        let none = Counters::default();
-        assert_eq!(status.due(none), None, "nothing changed, nothing due");
-        let one = Counters {
-            grants: 1,
-            denials: 0,
-        };
-        assert_eq!(status.due(one), Some(start + STATUS_INTERVAL));
-        status.tick(start + Duration::from_secs(1), one);
-        assert!(received(&systemd).is_empty(), "sent before the interval");
-        status.tick(start + STATUS_INTERVAL, one);
-        assert_eq!(
-            received(&systemd),
-            ["STATUS=serving 1 binding: 1 grants, 0 denials"]
-        );
-        assert_eq!(status.due(one), None, "sent, nothing pending");
-        status.tick(start + STATUS_INTERVAL * 3, one);
-        assert!(
-            received(&systemd).is_empty(),
-            "unchanged counters are not resent"
-        );
-    }
-
-    #[test]
-    fn without_a_manager_nothing_is_due_and_nothing_fails() {
+    fn without_a_manager_nothing_fails() {
         let notifier = Notifier::default();
         assert!(!notifier.is_enabled());
-        notifier.ready(1);
+        notifier.ready("x");
         notifier.send("STATUS=x", &[0]);
-        let status = Status::new(&notifier, 1);
-        let changed = Counters {
-            grants: 3,
-            denials: 3,
-        };
-        assert_eq!(status.due(changed), None);
     }
 
     #[test]
     fn a_failed_send_is_survived() {
         let (notifier, systemd) = pair();
         drop(systemd);
-        notifier.ready(1);
-        notifier.stopping("SIGTERM", Counters::default());
+        notifier.ready("x");
+        notifier.stopping("y");
         assert!(notifier.warned.get());
     }
 }

@@ -7,16 +7,14 @@
 //! * denial: payload byte `0` followed by a short UTF-8 reason, and no descriptors.
 //!
 //! This module is the sending side; the receiving side lives in the `portbinder-client`
-//! crate (so applications do not depend on the daemon) and is re-exported here.
+//! crate, so applications do not depend on the daemon.
 
 use std::io::IoSlice;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
 use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
 
-pub use portbinder_client::protocol::{
-    Answer, MAX_FDS, MAX_REASON, ProtocolError, ReceiveError, decode, receive,
-};
+use portbinder_client::protocol::{MAX_FDS, MAX_REASON};
 
 /// Flags for every answer: never block on a client that does not read, and never raise
 /// SIGPIPE for one that has gone.
@@ -53,6 +51,7 @@ pub fn send_denial(conn: BorrowedFd<'_>, reason: &str) -> nix::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use portbinder_client::protocol::{Answer, ProtocolError, ReceiveError, receive};
     use std::os::fd::AsFd;
     use std::os::unix::net::UnixStream;
 

@@ -1,5 +1,6 @@
-//! The few system calls that neither std nor nix wrap. All of the daemon's `unsafe` is
-//! here (the shim crate has its own), each block with the invariant that makes it sound.
+//! The few system calls that neither std nor nix wrap, for the daemon. All of the daemon's
+//! `unsafe` is here (the caller's commands have theirs in src/caller/sys.rs, the shim crate
+//! its own), each block with the invariant that makes it sound.
 
 use std::ffi::CStr;
 use std::io;
@@ -138,35 +139,6 @@ pub(crate) fn unset_env_single_threaded(name: &str) {
     // SAFETY: remove_var races only with other threads reading the environment; the
     // daemon calls this during start-up, before any thread exists (it never starts one).
     unsafe { std::env::remove_var(name) };
-}
-
-/// Whether descriptor `fd` is open (F_GETFD succeeds). Allocates nothing.
-pub fn is_open(fd: RawFd) -> bool {
-    // SAFETY: F_GETFD only reads the descriptor's flags; a closed fd gives EBADF.
-    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
-}
-
-/// Moves `fd` to number `target` for a program about to be exec'd: the new descriptor is
-/// *not* close-on-exec, and is deliberately owned by nothing in this process (the exec
-/// hands it to the program). The caller must have checked that `target` is not open.
-pub(crate) fn place_for_exec(fd: OwnedFd, target: RawFd) -> io::Result<()> {
-    if is_open(target) {
-        return Err(io::Error::from_raw_os_error(libc::EBUSY));
-    }
-    // SAFETY: `target` is not open (checked just above, and the process is single-threaded
-    // here), so dup2 closes nothing that anyone owns; `fd` stays owned by the OwnedFd,
-    // which closes it when dropped below. dup2 leaves FD_CLOEXEC clear on `target`.
-    check(unsafe { libc::dup2(fd.as_raw_fd(), target) })?;
-    drop(fd);
-    Ok(())
-}
-
-/// Duplicates `fd` to the lowest free number at or above `min`, close-on-exec.
-pub fn dup_at_least(fd: &OwnedFd, min: RawFd) -> io::Result<OwnedFd> {
-    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor that nothing else owns.
-    let new = check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) })?;
-    // SAFETY: `new` was just created by fcntl and is owned only here.
-    Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
 unsafe extern "C" {

@@ -7,7 +7,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{getsockopt, sockopt};
 use nix::unistd::{Gid, Uid};
 
-use crate::sys;
+use crate::serve::sys;
 
 /// A client's credentials at the time it connected (SO_PEERCRED, SO_PEERGROUPS). Nothing
 /// here comes from the client's own words.

@@ -1,21 +1,37 @@
-//! `portbinder serve`: the privilege story, top to bottom. Each step runs with less than
-//! the one before; docs/PRIVSEP.md says who holds what when.
+//! `portbinder serve`: the daemon. [`run`] is the privilege story, top to bottom; each step
+//! runs with less than the one before, and docs/PRIVSEP.md says who holds what when.
+//!
+//! * [`setup`]: the steps that need the start-up privileges, up to and including the drop;
+//! * [`sandbox`]: seccomp and Landlock, installed right after the verified drop;
+//! * [`grant`]: the serve loop, which runs with no privilege left;
+//! * [`audit`], [`logger`], [`notify`], [`status`]: the audit lines, where they go, and what
+//!   systemd is told, used on both sides of the drop.
+
+pub mod audit;
+pub mod grant;
+pub mod logger;
+pub mod notify;
+pub mod sandbox;
+pub mod setup;
+pub mod status;
+mod sys;
 
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::stat::{Mode, umask};
 use nix::unistd::Uid;
 
-use crate::audit::Line;
-use crate::bind::{self, BindError};
-use crate::config::{Config, ConfigError, LogTarget};
-use crate::grant::{Served, Server, raw_fds};
-use crate::listenfds::{self, ListenFdsError};
-use crate::notify::{self, Notifier, NotifyError};
-use crate::privdrop::{self, DropError, VerifyError};
-use crate::sandbox::{self, SandboxError};
-use crate::sockdir::{self, Endpoints, SockDirError};
-use crate::{fdstore, ids, logger, sys};
+use crate::config::{Config, ConfigError, LogTarget, ids};
+use audit::Line;
+use grant::{Served, Server, raw_fds};
+use notify::{Notifier, NotifyError};
+use sandbox::SandboxError;
+use setup::bind::{self, BindError};
+use setup::fdstore;
+use setup::listenfds::{self, ListenFdsError};
+use setup::privdrop::{self, DropError, VerifyError};
+use setup::sockdir::{self, Endpoints, SockDirError};
+use status::Status;
 
 /// Why `serve` stopped before serving (or while serving).
 #[derive(Debug, thiserror::Error)]
@@ -169,15 +185,18 @@ pub fn run(load: impl FnOnce() -> Result<Config, ConfigError>) -> Result<(), Ser
             endpoint,
         })
         .collect();
-    let mut server = Server::new(served, &signals)
-        .report_status(notify::Status::new(&notifier, config.bindings.len()));
+    let mut server =
+        Server::new(served, &signals).report_status(Status::new(&notifier, config.bindings.len()));
     log::info!(
         "{}",
         Line::new("ready").field("bindings", config.bindings.len())
     );
-    notifier.ready(config.bindings.len());
+    notifier.ready(&status::status_text(
+        config.bindings.len(),
+        status::Counters::default(),
+    ));
     let signal = server.run().map_err(ServeError::Serve)?;
-    notifier.stopping(signal.as_str(), server.counters);
+    notifier.stopping(&status::stopping_text(signal.as_str(), server.counters));
     log::info!(
         "{}",
         Line::new("stop")

@@ -1,7 +1,12 @@
-//! Step 8: the serve loop. One thread, poll(2) over the bindings' Unix sockets and a
+//! Step 8: the serve loop, after the drop, with no privilege left. One thread, poll(2) over the bindings' Unix sockets and a
 //! signalfd. For each connection: credentials from the kernel, the access decision, one
 //! non-blocking answer, close, one audit line. The daemon never reads from a client, so a
 //! client can neither stall it nor feed it input.
+
+pub mod access;
+pub mod answer;
+pub mod peer;
+pub mod ratelimit;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
@@ -12,15 +17,12 @@ use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
 use nix::sys::socket::{SockFlag, accept4};
 
-use crate::access;
-use crate::audit::Line;
-use crate::config::Binding;
-use crate::ids;
-use crate::notify::Status;
-use crate::peer::{Peer, Process};
-use crate::protocol;
-use crate::ratelimit::{Key, RateLimiter};
-use crate::sockdir::Endpoint;
+use crate::config::{Binding, ids};
+use crate::serve::audit::Line;
+use crate::serve::setup::sockdir::Endpoint;
+use crate::serve::status::{Counters, Status};
+use peer::{Peer, Process};
+use ratelimit::{Key, RateLimiter};
 
 /// How long accepting pauses when the daemon is out of descriptors or memory, so that a
 /// full table never turns the loop into a busy spin. Waiting clients stay in the backlog.
@@ -30,15 +32,6 @@ const TOO_MANY_IN_FLIGHT: &str = "temporarily unable to pass sockets: too many e
 /// Connections accepted from one socket per wake-up, so one busy binding cannot starve
 /// the others or the signals.
 const ACCEPT_BATCH: usize = 64;
-
-/// What the serve loop counted.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Counters {
-    /// Grants sent.
-    pub grants: u64,
-    /// Denials sent (or attempted).
-    pub denials: u64,
-}
 
 /// One binding as served: its configuration, its sockets and its Unix endpoint.
 pub struct Served<'a> {
@@ -226,14 +219,14 @@ impl<'a> Server<'a> {
         report_suppressed(report);
         let process = log_it.then(|| Process::of(conn.as_fd(), peer.pid));
         let sent = match &decision {
-            Ok(()) => protocol::send_grant(conn.as_fd(), &served.fds).inspect_err(|&errno| {
+            Ok(()) => answer::send_grant(conn.as_fd(), &served.fds).inspect_err(|&errno| {
                 // The kernel refuses to pass more descriptors while too many sent ones sit
                 // unread in clients' queues (ETOOMANYREFS): tell this client why.
                 if errno == Errno::ETOOMANYREFS {
-                    let _ = protocol::send_denial(conn.as_fd(), TOO_MANY_IN_FLIGHT);
+                    let _ = answer::send_denial(conn.as_fd(), TOO_MANY_IN_FLIGHT);
                 }
             }),
-            Err(reason) => protocol::send_denial(conn.as_fd(), reason),
+            Err(reason) => answer::send_denial(conn.as_fd(), reason),
         };
         drop(conn);
         match decision {

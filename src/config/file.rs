@@ -1,0 +1,133 @@
+//! Reading the configuration file: opened once, checked for trust on the open descriptor
+//! (for `serve`), then parsed with unknown keys refused.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+use nix::unistd::Uid;
+
+use super::error::ConfigError;
+use super::ids;
+use super::raw::Raw;
+
+/// Which configuration files [`read_file`] accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    /// Any readable file: `check` validates drafts wherever they lie.
+    Any,
+    /// Only a file that no one but root or the user this process runs as could have
+    /// changed: not one they own or that their group or others may write, nor one in a
+    /// directory they could write to (a sticky directory such as /tmp excepted), as sshd
+    /// and sudo do. `serve` reads with this.
+    RootOnly,
+}
+
+/// Reads and parses a configuration file (no validation yet).
+pub fn read_file(path: &Path, trust: Trust) -> Result<Raw, ConfigError> {
+    let read = |source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let trusted_only = trust == Trust::RootOnly;
+    let mut file = File::options()
+        .read(true)
+        // Never block on a FIFO put where the file should be; it is refused below.
+        .custom_flags(if trusted_only { libc::O_NONBLOCK } else { 0 })
+        .open(path)
+        .map_err(read)?;
+    if trusted_only {
+        if let Some((problem, fix)) = untrusted(&file).map_err(read)? {
+            return Err(ConfigError::Untrusted {
+                path: path.to_owned(),
+                problem,
+                fix,
+            });
+        }
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(read)?;
+    parse(&text, path)
+}
+
+/// What makes the open configuration `file` untrustworthy, and the fix, if anything: its
+/// type, owner or mode, or the owner or mode of a directory on its real path (read from
+/// /proc/self/fd, so the file checked is the file read, whatever symlinks led to it).
+fn untrusted(file: &File) -> std::io::Result<Option<(String, String)>> {
+    let me = Uid::effective().as_raw();
+    let trusted = |uid: u32| uid == 0 || uid == me;
+    let owner = |uid: u32| {
+        ids::user_name(Uid::from_raw(uid))
+            .map_or(format!("uid {uid}"), |name| format!("uid {uid} ({name})"))
+    };
+    let writable = |mode: u32| {
+        format!(
+            "writable by its group or by others (mode {:04o})",
+            mode & 0o7777
+        )
+    };
+    let meta = file.metadata()?;
+    let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+    let shown = real.display();
+    if !meta.is_file() {
+        let fix = "point --config at the file itself".to_owned();
+        return Ok(Some(("it is not a regular file".to_owned(), fix)));
+    }
+    if !trusted(meta.uid()) {
+        let problem = format!("it is owned by {}", owner(meta.uid()));
+        return Ok(Some((problem, format!("`chown root: {shown}`"))));
+    }
+    if meta.mode() & 0o022 != 0 {
+        let problem = format!("it is {}", writable(meta.mode()));
+        return Ok(Some((problem, format!("`chmod go-w {shown}`"))));
+    }
+    for dir in real.ancestors().skip(1) {
+        let meta = std::fs::symlink_metadata(dir)?;
+        let sticky = meta.mode() & 0o1000 != 0;
+        let (what, fix) = if !trusted(meta.uid()) {
+            (format!("owned by {}", owner(meta.uid())), "`chown root:")
+        } else if meta.mode() & 0o022 != 0 && !sticky {
+            (writable(meta.mode()), "`chmod go-w")
+        } else {
+            continue;
+        };
+        let dir = dir.display();
+        return Ok(Some((
+            format!("the directory {dir} on its path is {what}, so the file could be replaced"),
+            format!("{fix} {dir}`, or move the file"),
+        )));
+    }
+    Ok(None)
+}
+
+/// Parses configuration text read from `path` (no validation yet).
+pub fn parse(text: &str, path: &Path) -> Result<Raw, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        let table = e
+            .span()
+            .and_then(|span| enclosing_binding(text, span.start));
+        let message = e.to_string().trim_end().to_owned();
+        ConfigError::Parse {
+            path: path.to_owned(),
+            message: match table {
+                Some(name) => format!("binding `{name}`: {message}"),
+                None => message,
+            },
+        }
+    })
+}
+
+/// The name of the `[binding.NAME]` table that contains byte `offset` of `text`, so a
+/// parse error (an unknown key, a wrong type) names its binding too.
+fn enclosing_binding(text: &str, offset: usize) -> Option<String> {
+    let before = text.get(..offset)?;
+    let header = before
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))?;
+    let name = header.strip_prefix("[binding.")?.strip_suffix(']')?;
+    Some(name.trim().trim_matches('"').to_owned())
+}

@@ -1,0 +1,76 @@
+//! The validated configuration, with every name resolved to an id: what the daemon acts on.
+
+use std::path::{Path, PathBuf};
+
+use nix::unistd::{Gid, Uid};
+
+use super::address::ListenAddr;
+use super::error::Origin;
+use super::ids::{GroupId, UserId};
+use super::raw::{Facility, LogTarget};
+
+/// Where the daemon reads its configuration when no `--config` is given.
+pub const DEFAULT_CONFIG: &str = "/etc/portbinder/portbinder.toml";
+/// The default directory of the per-binding Unix sockets.
+pub const DEFAULT_SOCKET_DIR: &str = "/run/portbinder";
+/// The default user the daemon drops to.
+pub const DEFAULT_USER: &str = "portbinder";
+/// The default mode of a binding's Unix socket.
+pub const DEFAULT_MODE: u32 = 0o660;
+/// The default listen(2) backlog of TCP bindings.
+pub const DEFAULT_BACKLOG: u32 = 1024;
+/// The most addresses one binding may hold: the grant's count byte is 1..=255.
+pub const MAX_ADDRESSES: usize = 255;
+
+/// A validated configuration with every name resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it came from.
+    pub origin: Origin,
+    /// The user to run as after the drop.
+    pub user: UserId,
+    /// The primary group of that user.
+    pub user_gid: Gid,
+    /// The directory of the Unix sockets.
+    pub socket_dir: PathBuf,
+    /// Where log lines go.
+    pub log: LogTarget,
+    /// The syslog facility.
+    pub facility: Facility,
+    /// The bindings, sorted by name.
+    pub bindings: Vec<Binding>,
+}
+
+/// A validated binding.
+#[derive(Debug, Clone)]
+pub struct Binding {
+    /// `[a-z0-9_-]{1,64}`: the socket file's stem and the name in logs.
+    pub name: String,
+    /// The addresses, in grant order.
+    pub listen: Vec<ListenAddr>,
+    /// listen(2) backlog for TCP addresses.
+    pub backlog: u32,
+    /// The Unix socket's group (implicitly allowed).
+    pub group: GroupId,
+    /// The Unix socket's permission bits.
+    pub mode: u32,
+    /// Users allowed to fetch.
+    pub allow_users: Vec<Uid>,
+    /// Groups allowed to fetch, the socket's group first.
+    pub allow_groups: Vec<Gid>,
+}
+
+/// Whether `name` is a valid binding name: 1 to 64 characters of `a-z`, `0-9`, `_`, `-`.
+pub fn is_valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+impl Binding {
+    /// The path of this binding's Unix socket in `dir`.
+    pub fn socket_path(&self, dir: &Path) -> PathBuf {
+        portbinder_client::socket_path_in(dir, &self.name)
+    }
+}
