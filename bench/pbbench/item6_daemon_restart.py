@@ -96,8 +96,8 @@ def measure():
              "itself cannot bind it again while the apps hold it (EADDRINUSE), so until every app has exited no "
              "new instance can be started; with the fd store (or a .socket unit) the restarted daemon gets the "
              "socket through LISTEN_FDS and adopts it. The fd store and the .socket unit are played by the "
-             "harness (bench/bench.py, class Manager) with systemd's own protocols, since no systemd runs as "
-             "PID 1 here.")
+             "harness (bench/pbbench/manager.py, class Manager) with systemd's own protocols, since no "
+             "systemd runs as PID 1 here.")
     section("6. Daemon restart under load (kill -9 of portbinder while apps serve)", text)
     for kind, label in setups:
         mine = [(mode, r, note) for mode, lab, r, note in results if lab == label]
