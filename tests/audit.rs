@@ -167,7 +167,7 @@ fn newline_in_process_name_is_escaped() {
 
     let grant = daemon.wait_event("grant", &[("pid", &probe.pid.to_string())]);
     assert!(
-        grant.line.ends_with(r#" comm="evil\x0aevent=x""#),
+        grant.line.ends_with(r#" comm="evil\x0aevent\x3dx""#),
         "{}",
         grant.line
     );

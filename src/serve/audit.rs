@@ -1,9 +1,14 @@
 //! Audit lines: one per event, `event=KIND key=value …`, with every value escaped so that
-//! nothing a client controls (its process name) can forge a field or a line.
+//! nothing a client controls (its process name) can forge a field or a line, even for a
+//! parser that splits on whitespace and `=` and knows nothing of quotes.
 //!
-//! A value made only of `[A-Za-z0-9._:/@,+%[]-]` is written bare. Anything else is written
-//! in double quotes, with `"`, `\`, control bytes, non-ASCII bytes and DEL escaped as
-//! `\xHH`, so a newline in a process name arrives as `\x0a` inside one line.
+//! The grammar (README, "Audit log"): fields are separated by one space; a key is
+//! `[a-z_]+`; a value made only of `[A-Za-z0-9._:/@,+%[]-]` is written bare, anything else
+//! in double quotes with `"`, `\`, `=`, control bytes, DEL and non-ASCII bytes escaped as
+//! `\xHH`. So no value holds a `=`, a newline or a control byte, and a newline in a process
+//! name arrives as `\x0a` inside one line. Values a client chooses (its process name) have
+//! their spaces escaped too (`\x20`): they are one whitespace-separated token. The daemon's
+//! own texts (reasons, errors) keep their spaces, for people reading them.
 
 use std::fmt::{self, Write};
 
@@ -20,24 +25,27 @@ impl Line {
         line
     }
 
-    /// Appends `key=value`, escaping the value's text.
+    /// Appends `key=value` for a value the daemon wrote (a number, a name from the
+    /// configuration, a reason), escaping it.
     pub fn field(mut self, key: &str, value: impl fmt::Display) -> Line {
         let text = value.to_string();
-        self.push(key, text.as_bytes());
+        self.push(key, text.as_bytes(), Spaces::Keep);
         self
     }
 
-    /// Appends `key=value` for raw bytes (a process name need not be UTF-8).
+    /// Appends `key=value` for bytes a client chose (its process name, which need not be
+    /// UTF-8): escaped as [`Line::field`] does, and its spaces as well, so that it stays one
+    /// whitespace-separated token.
     pub fn bytes(mut self, key: &str, value: &[u8]) -> Line {
-        self.push(key, value);
+        self.push(key, value, Spaces::Escape);
         self
     }
 
-    fn push(&mut self, key: &str, value: &[u8]) {
+    fn push(&mut self, key: &str, value: &[u8], spaces: Spaces) {
         self.0.push(' ');
         self.0.push_str(key);
         self.0.push('=');
-        escape_into(&mut self.0, value);
+        escape_into(&mut self.0, value, spaces);
     }
 
     /// The finished line.
@@ -52,12 +60,21 @@ impl fmt::Display for Line {
     }
 }
 
+/// Whether spaces inside a quoted value are kept or escaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spaces {
+    /// Kept as they are (the daemon's own texts).
+    Keep,
+    /// Written as `\x20` (values a client chose).
+    Escape,
+}
+
 fn is_bare(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"._:/@,+%[]-".contains(&b)
 }
 
-/// Writes `value` bare if it can be, else quoted and escaped.
-pub fn escape_into(out: &mut String, value: &[u8]) {
+/// Writes `value` bare if it can be, else quoted and escaped (see the module's grammar).
+pub fn escape_into(out: &mut String, value: &[u8], spaces: Spaces) {
     if !value.is_empty() && value.iter().all(|&b| is_bare(b)) {
         // Bare bytes are ASCII, so this is valid UTF-8.
         out.extend(value.iter().map(|&b| b as char));
@@ -65,7 +82,12 @@ pub fn escape_into(out: &mut String, value: &[u8]) {
     }
     out.push('"');
     for &b in value {
-        if b == b' ' || (b.is_ascii_graphic() && b != b'"' && b != b'\\') {
+        let plain = match b {
+            b' ' => spaces == Spaces::Keep,
+            b'"' | b'\\' | b'=' => false,
+            _ => b.is_ascii_graphic(),
+        };
+        if plain {
             out.push(b as char);
         } else {
             let _ = write!(out, "\\x{b:02x}");
@@ -96,8 +118,25 @@ mod tests {
         let line = Line::new("grant").bytes("comm", b"evil\nevent=x \"q\\\x1b\xff");
         assert_eq!(
             line.as_str(),
-            r#"event=grant comm="evil\x0aevent=x \x22q\x5c\x1b\xff""#
+            r#"event=grant comm="evil\x0aevent\x3dx\x20\x22q\x5c\x1b\xff""#
         );
         assert!(!line.as_str().contains('\n'));
+    }
+
+    #[test]
+    fn no_value_holds_an_equals_sign_and_peer_values_hold_no_space() {
+        let line = Line::new("deny")
+            .field("reason", "a=b c")
+            .bytes("comm", b"x uid=33 user=w");
+        assert_eq!(
+            line.as_str(),
+            r#"event=deny reason="a\x3db c" comm="x\x20uid\x3d33\x20user\x3dw""#
+        );
+        let keys: Vec<&str> = line
+            .as_str()
+            .split_whitespace()
+            .filter_map(|t| t.split_once('=').map(|(k, _)| k))
+            .collect();
+        assert_eq!(keys, ["event", "reason", "comm"]);
     }
 }
