@@ -15,6 +15,7 @@ use std::ffi::CString;
 use std::fs;
 use std::io;
 use std::net::TcpListener;
+use std::os::fd::AsFd;
 use std::os::unix::fs::{PermissionsExt, chown, symlink};
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -193,7 +194,9 @@ fn exec_under_landlock(dir: &Path) -> i32 {
 }
 
 fn confined(dir: &Path, call: Option<impl Fn() -> io::Result<()> + Send + Sync + 'static>) -> i32 {
-    let mut ruleset = Some(Landlock::prepare(dir, None).expect("build the ruleset"));
+    // The daemon builds its rule on the socket directory it opened and checked.
+    let opened = fs::File::open(dir).expect("open the socket directory");
+    let mut ruleset = Some(Landlock::prepare(opened.as_fd(), None).expect("build the ruleset"));
     let mut cmd = Command::new("/bin/true");
     cmd.stdin(Stdio::null());
     // SAFETY: between fork and exec the hook only calls landlock_restrict_self (through the

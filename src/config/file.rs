@@ -3,15 +3,15 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use nix::unistd::Uid;
 
 use super::error::ConfigError;
-use super::ids;
 use super::raw::Raw;
+use super::trust;
 
 /// Which configuration files [`read_file`] accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,48 +58,29 @@ pub fn read_file(path: &Path, trust: Trust) -> Result<Raw, ConfigError> {
 fn untrusted(file: &File) -> std::io::Result<Option<(String, String)>> {
     let me = Uid::effective().as_raw();
     let trusted = |uid: u32| uid == 0 || uid == me;
-    let owner = |uid: u32| {
-        ids::user_name(Uid::from_raw(uid))
-            .map_or(format!("uid {uid}"), |name| format!("uid {uid} ({name})"))
-    };
-    let writable = |mode: u32| {
-        format!(
-            "writable by its group or by others (mode {:04o})",
-            mode & 0o7777
-        )
-    };
     let meta = file.metadata()?;
-    let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
-    let shown = real.display();
+    let real = trust::real_path(file.as_fd())?;
     if !meta.is_file() {
         let fix = "point --config at the file itself".to_owned();
         return Ok(Some(("it is not a regular file".to_owned(), fix)));
     }
-    if !trusted(meta.uid()) {
-        let problem = format!("it is owned by {}", owner(meta.uid()));
-        return Ok(Some((problem, format!("`chown root: {shown}`"))));
+    if let Some(found) = trust::judge(&real, meta.uid(), meta.mode(), &trusted, false) {
+        return Ok(Some((format!("it is {}", found.problem), found.fix)));
     }
-    if meta.mode() & 0o022 != 0 {
-        let problem = format!("it is {}", writable(meta.mode()));
-        return Ok(Some((problem, format!("`chmod go-w {shown}`"))));
-    }
-    for dir in real.ancestors().skip(1) {
-        let meta = std::fs::symlink_metadata(dir)?;
-        let sticky = meta.mode() & 0o1000 != 0;
-        let (what, fix) = if !trusted(meta.uid()) {
-            (format!("owned by {}", owner(meta.uid())), "`chown root:")
-        } else if meta.mode() & 0o022 != 0 && !sticky {
-            (writable(meta.mode()), "`chmod go-w")
-        } else {
-            continue;
-        };
-        let dir = dir.display();
-        return Ok(Some((
-            format!("the directory {dir} on its path is {what}, so the file could be replaced"),
-            format!("{fix} {dir}`, or move the file"),
-        )));
-    }
-    Ok(None)
+    let Some(parent) = real.parent() else {
+        return Ok(None);
+    };
+    Ok(trust::first_untrusted_dir(parent, &trusted)?.map(|found| {
+        let dir = found.path.display();
+        let fix = found.fix.trim_end_matches('`');
+        (
+            format!(
+                "the directory {dir} on its path is {}, so the file could be replaced",
+                found.problem
+            ),
+            format!("{fix}`, or move the file"),
+        )
+    }))
 }
 
 /// Parses configuration text read from `path` (no validation yet).

@@ -10,6 +10,7 @@ pub mod file;
 pub mod ids;
 pub mod model;
 pub mod raw;
+pub mod trust;
 mod validate;
 
 pub use error::{ConfigError, Origin};

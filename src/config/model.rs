@@ -19,8 +19,9 @@ pub const DEFAULT_USER: &str = "portbinder";
 pub const DEFAULT_MODE: u32 = 0o660;
 /// The default listen(2) backlog of TCP bindings.
 pub const DEFAULT_BACKLOG: u32 = 1024;
-/// The most addresses one binding may hold: the grant's count byte is 1..=255.
-pub const MAX_ADDRESSES: usize = 255;
+/// The most addresses one binding may hold: the kernel passes at most 253 descriptors in
+/// one SCM_RIGHTS message (`SCM_MAX_FD`), and a grant is one message.
+pub const MAX_ADDRESSES: usize = 253;
 
 /// A validated configuration with every name resolved.
 #[derive(Debug, Clone)]

@@ -134,7 +134,11 @@ fn binding(
         problems.binding(
             name,
             "listen",
-            format!("{} addresses; at most {MAX_ADDRESSES}", raw.listen.len()),
+            format!(
+                "{} addresses; at most {MAX_ADDRESSES}, the most descriptors the kernel passes in one \
+                 message (SCM_MAX_FD): split them into several bindings",
+                raw.listen.len()
+            ),
         );
     }
     for text in &raw.listen {

@@ -121,6 +121,9 @@ pub fn run(load: impl FnOnce() -> Result<Config, ConfigError>) -> Result<(), Ser
     //    `load` reads with config::Trust::RootOnly: a file that anyone but root could
     //    have written is refused (exit 3).
     let config = load()?;
+    // The start-up working directory (/root, say) is nothing the daemon should hold on to;
+    // a relative --config has been read by now, and every other path is absolute.
+    std::env::set_current_dir("/").map_err(|e| SetupError::Process("change directory to /", e))?;
     let run_as = config.user.uid;
     if !Uid::effective().is_root() && Uid::effective() != run_as {
         return Err(SetupError::WrongUser {
@@ -141,11 +144,11 @@ pub fn run(load: impl FnOnce() -> Result<Config, ConfigError>) -> Result<(), Ser
     //    here on, `endpoints` removes the socket files on every way out.
     let socket_dir = sockdir::prepare_dir(&config.socket_dir, run_as, config.user_gid)
         .map_err(SetupError::from)?;
-    let mut endpoints = Endpoints::default();
+    let mut endpoints = Endpoints::new(&socket_dir);
     for binding in &config.bindings {
         endpoints
-            .0
-            .push(sockdir::create(&socket_dir, binding, run_as).map_err(SetupError::from)?);
+            .create(binding, run_as)
+            .map_err(SetupError::from)?;
     }
 
     // 5. Syslog, opened while /dev/log can still be reached whatever the sandbox.
@@ -169,7 +172,7 @@ pub fn run(load: impl FnOnce() -> Result<Config, ConfigError>) -> Result<(), Ser
         .inspect_err(|e| log_failed_drop("failed", e))?;
     privdrop::verify(&dropped).inspect_err(|e| log_failed_drop("unverified", e))?;
     // 7b. Sandbox (src/sandbox.rs): seccomp allowlist and Landlock, stated in the drop line.
-    let sandboxed = sandbox::install(&config.socket_dir, config.log)
+    let sandboxed = sandbox::install(socket_dir.fd(), config.log)
         .inspect_err(|e| log_failed_drop("unsandboxed", e))?;
     log_start(&config, &endpoints, &bound, &dropped, &sandboxed);
 
@@ -177,7 +180,7 @@ pub fn run(load: impl FnOnce() -> Result<Config, ConfigError>) -> Result<(), Ser
     let served = config
         .bindings
         .iter()
-        .zip(&endpoints.0)
+        .zip(&endpoints.list)
         .zip(&bound)
         .map(|((binding, endpoint), sockets)| Served {
             binding,
@@ -249,12 +252,12 @@ fn block_signals() -> Result<SignalFd, SetupError> {
 
 fn log_start(
     config: &Config,
-    endpoints: &Endpoints,
+    endpoints: &Endpoints<'_>,
     bound: &[bind::BoundSockets],
     dropped: &privdrop::Dropped,
     sandboxed: &sandbox::Status,
 ) {
-    for ((binding, endpoint), sockets) in config.bindings.iter().zip(&endpoints.0).zip(bound) {
+    for ((binding, endpoint), sockets) in config.bindings.iter().zip(&endpoints.list).zip(bound) {
         let listen: Vec<String> = binding.listen.iter().map(ToString::to_string).collect();
         log::info!(
             "{}",

@@ -6,7 +6,7 @@
 //! beyond the sandbox (ABI 6+).
 
 use std::fmt;
-use std::os::fd::OwnedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use landlock::{
@@ -64,13 +64,23 @@ impl fmt::Display for RulesetState {
 pub struct Landlock(RulesetCreated);
 
 impl Landlock {
-    /// Builds the ruleset for a daemon whose sockets live in `socket_dir` and that logs to
-    /// the syslog socket `syslog`, if any.
-    pub fn prepare(socket_dir: &Path, syslog: Option<&Path>) -> Result<Landlock, LandlockError> {
+    /// Builds the ruleset for a daemon whose sockets live in the directory `socket_dir` (the
+    /// descriptor it checked and made them in: never reopened by path) and that logs to the
+    /// syslog socket `syslog`, if any.
+    pub fn prepare(
+        socket_dir: BorrowedFd<'_>,
+        syslog: Option<&Path>,
+    ) -> Result<Landlock, LandlockError> {
+        let socket_dir = socket_dir
+            .try_clone_to_owned()
+            .map_err(|e| LandlockError::Path {
+                path: "the socket directory".into(),
+                errno: nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EBADF)),
+            })?;
         let mut rules = vec![
             (dir("/etc")?, AccessFs::ReadFile),
             (dir("/proc")?, AccessFs::ReadFile),
-            (dir(socket_dir)?, AccessFs::RemoveFile),
+            (socket_dir, AccessFs::RemoveFile),
         ];
         // glibc reconnects by path after the syslog daemon restarts; a restarted daemon
         // creates a new socket inode in the same directory, so the rule is on the directory

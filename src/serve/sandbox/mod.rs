@@ -12,6 +12,7 @@
 mod landlock;
 mod seccomp;
 
+use std::os::fd::BorrowedFd;
 use std::path::Path;
 
 use crate::config::LogTarget;
@@ -59,7 +60,7 @@ impl Status {
 
 /// Installs the whole sandbox: local-files name lookups and the time zone loaded first,
 /// then Landlock, then seccomp.
-pub fn install(socket_dir: &Path, log: LogTarget) -> Result<Status, SandboxError> {
+pub fn install(socket_dir: BorrowedFd<'_>, log: LogTarget) -> Result<Status, SandboxError> {
     sys::nss_files_only().map_err(SandboxError::Nss)?;
     sys::tzset();
     let syslog = (log == LogTarget::Syslog).then(|| Path::new(SYSLOG_SOCKET));

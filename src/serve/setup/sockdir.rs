@@ -9,16 +9,16 @@
 //! `<dir>/<name>.sock`, so no client can reach it with the wrong permissions and no
 //! swapped-in link can redirect a privileged chown or chmod.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, open, openat, renameat};
 use nix::sys::socket::{self, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
-use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, lstat, mkdirat, umask};
-use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, mkdir, unlinkat};
+use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, mkdirat, umask};
+use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, unlinkat};
 
-use crate::config::Binding;
+use crate::config::{Binding, trust};
 
 /// The mode of a socket directory that portbinder creates.
 const DIR_MODE: u32 = 0o755;
@@ -54,13 +54,28 @@ fn sys<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(Errno) -> SockDirErr
     }
 }
 
-/// The socket directory, opened without following links.
+/// The socket directory, opened without following links, and the daemon's lock on it.
 #[derive(Debug)]
 pub struct SocketDir {
     /// Its path, for messages and for the socket paths clients use.
     pub path: PathBuf,
     fd: OwnedFd,
+    /// The lock file, held (flock) for the daemon's life.
+    _lock: OwnedFd,
 }
+
+impl SocketDir {
+    /// The directory as it was checked: every later step (the sockets, their removal at
+    /// stop, the sandbox's rule) goes through this descriptor, never through the path.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// The lock file in the socket directory: created by the daemon with mode 0600 (owned by
+/// the run user), so no one else can open it, let alone lock it. It stays when the daemon
+/// stops; the lock goes with the process.
+pub const LOCK_FILE: &str = ".portbinder.lock";
 
 const DIR_FLAGS: OFlag = OFlag::O_RDONLY
     .union(OFlag::O_DIRECTORY)
@@ -73,35 +88,109 @@ fn is_dir_owned_by(stat: &FileStat, owner: Uid) -> bool {
 }
 
 /// Makes sure `dir` is a real directory owned by `owner` that nobody else can write to,
-/// creating it (mode 0755, owned by `owner`) if it does not exist, opens it, and locks it
-/// for the life of the daemon: a second daemon on the same directory would replace the
-/// first one's sockets. A symlink is refused, never followed.
+/// below directories that nobody but root (or `owner`) can change, creating it (mode 0755,
+/// owned by `owner`) if it does not exist, opens it, and locks it for the life of the
+/// daemon: a second daemon on the same directory would replace the first one's sockets. A
+/// symlink is refused, never followed.
 pub fn prepare_dir(dir: &Path, owner: Uid, owner_gid: Gid) -> Result<SocketDir, SockDirError> {
-    let opened = open_dir(dir, owner, owner_gid)?;
-    match crate::serve::sys::try_lock_exclusive(opened.fd.as_fd()) {
-        Ok(true) => Ok(opened),
+    let (path, fd) = open_dir(dir, owner, owner_gid)?;
+    let lock = open_lock(dir, &fd, owner, owner_gid)?;
+    match crate::serve::sys::try_lock_exclusive(lock.as_fd()) {
+        Ok(true) => Ok(SocketDir {
+            path,
+            fd,
+            _lock: lock,
+        }),
         Ok(false) => Err(SockDirError::Unsafe {
             path: dir.to_owned(),
             problem:
                 "is in use by another portbinder: stop it, or give this one another socket_dir"
                     .into(),
         }),
-        Err(e) => Err(sys("lock", dir)(Errno::from_raw(
+        Err(e) => Err(sys("lock", &dir.join(LOCK_FILE))(Errno::from_raw(
             e.raw_os_error().unwrap_or(libc::EIO),
         ))),
     }
 }
 
-fn open_dir(dir: &Path, owner: Uid, owner_gid: Gid) -> Result<SocketDir, SockDirError> {
+/// Opens (creating it if needed) the lock file in the directory `fd`, never following a
+/// link, and checks that it is a plain private file of the daemon's.
+fn open_lock(
+    dir: &Path,
+    fd: &OwnedFd,
+    owner: Uid,
+    owner_gid: Gid,
+) -> Result<OwnedFd, SockDirError> {
+    let path = dir.join(LOCK_FILE);
+    let lock = openat(
+        fd,
+        LOCK_FILE,
+        OFlag::O_RDONLY | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::S_IRUSR | Mode::S_IWUSR,
+    )
+    .map_err(sys("open lock file", &path))?;
+    let stat = fstat(&lock).map_err(sys("inspect", &path))?;
+    let regular = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG;
+    let ours = stat.st_uid == Uid::effective().as_raw() || stat.st_uid == owner.as_raw();
+    if !regular || stat.st_nlink != 1 || !ours || stat.st_mode & 0o077 != 0 {
+        return Err(SockDirError::Unsafe {
+            path,
+            problem: format!(
+                "is not the daemon's private lock file (uid {}, mode {:04o}, {} links): remove it",
+                stat.st_uid,
+                stat.st_mode & 0o7777,
+                stat.st_nlink
+            ),
+        });
+    }
+    if stat.st_uid != owner.as_raw() {
+        // Created just now by root: give it to the run user, like the directory, so that
+        // a daemon started as that user (systemd's User=) can open it too.
+        fchown(&lock, Some(owner), Some(owner_gid)).map_err(sys("chown lock file", &path))?;
+    }
+    Ok(lock)
+}
+
+fn open_dir(dir: &Path, owner: Uid, owner_gid: Gid) -> Result<(PathBuf, OwnedFd), SockDirError> {
     let unsafe_dir = |problem: String| SockDirError::Unsafe {
         path: dir.to_owned(),
         problem,
     };
-    let stat: FileStat = match lstat(dir) {
+    let (Some(parent_path), Some(name)) = (dir.parent(), dir.file_name()) else {
+        return Err(unsafe_dir(
+            "does not end in a directory name: name one, e.g. /run/portbinder".into(),
+        ));
+    };
+    // The parent is opened first and judged by its real path: what is checked is what the
+    // directory is created or opened in, whatever symlinks led there.
+    let parent = open(
+        parent_path,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(sys("open the directory above", dir))?;
+    let real = trust::real_path(parent.as_fd())
+        .map_err(|e| sys("inspect the directory above", dir)(io_errno(&e)))?;
+    let trusted = |uid: u32| uid == 0 || uid == Uid::effective().as_raw() || uid == owner.as_raw();
+    match trust::first_untrusted_dir(&real, &trusted) {
+        Ok(None) => {}
+        Ok(Some(found)) => {
+            let fix = found.fix.trim_end_matches('`');
+            return Err(unsafe_dir(format!(
+                "the directory {} on its path is {}, so someone else could replace the socket directory: \
+                 {fix}`, or choose another socket_dir",
+                found.path.display(),
+                found.problem
+            )));
+        }
+        Err(e) => return Err(sys("inspect the directories above", dir)(io_errno(&e))),
+    }
+    let stat: FileStat = match fstatat(&parent, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
         Err(Errno::ENOENT) => {
             // Private (0700, ours) until it has its owner and mode.
-            mkdir(dir, Mode::S_IRWXU).map_err(sys("create directory", dir))?;
-            let fd = open(dir, DIR_FLAGS, Mode::empty()).map_err(sys("open directory", dir))?;
+            mkdirat(&parent, name, Mode::S_IRWXU).map_err(sys("create directory", dir))?;
+            let fd = openat(&parent, name, DIR_FLAGS, Mode::empty())
+                .map_err(sys("open directory", dir))?;
             let stat = fstat(&fd).map_err(sys("inspect", dir))?;
             if !is_dir_owned_by(&stat, Uid::effective()) {
                 return Err(unsafe_dir("was replaced while it was being created".into()));
@@ -110,10 +199,7 @@ fn open_dir(dir: &Path, owner: Uid, owner_gid: Gid) -> Result<SocketDir, SockDir
                 fchown(&fd, Some(owner), Some(owner_gid)).map_err(sys("chown directory", dir))?;
             }
             fchmod(&fd, Mode::from_bits_truncate(DIR_MODE)).map_err(sys("chmod directory", dir))?;
-            return Ok(SocketDir {
-                path: dir.to_owned(),
-                fd,
-            });
+            return Ok((dir.to_owned(), fd));
         }
         Err(errno) => return Err(sys("inspect", dir)(errno)),
         Ok(stat) => stat,
@@ -142,15 +228,16 @@ fn open_dir(dir: &Path, owner: Uid, owner_gid: Gid) -> Result<SocketDir, SockDir
             stat.st_mode & 0o7777
         )));
     }
-    let fd = open(dir, DIR_FLAGS, Mode::empty()).map_err(sys("open directory", dir))?;
+    let fd = openat(&parent, name, DIR_FLAGS, Mode::empty()).map_err(sys("open directory", dir))?;
     let opened = fstat(&fd).map_err(sys("inspect", dir))?;
     if (opened.st_dev, opened.st_ino) != (stat.st_dev, stat.st_ino) {
         return Err(unsafe_dir("was replaced while it was being checked".into()));
     }
-    Ok(SocketDir {
-        path: dir.to_owned(),
-        fd,
-    })
+    Ok((dir.to_owned(), fd))
+}
+
+fn io_errno(e: &std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
 /// A binding's listening Unix socket and its file.
@@ -158,19 +245,47 @@ fn open_dir(dir: &Path, owner: Uid, owner_gid: Gid) -> Result<SocketDir, SockDir
 pub struct Endpoint {
     /// `<dir>/<name>.sock`.
     pub path: PathBuf,
+    /// `<name>.sock`, the file's name in the socket directory.
+    file: String,
     /// The listening, non-blocking Unix socket.
     pub listener: OwnedFd,
 }
 
-/// The Unix sockets of all bindings. Dropping it removes their files, so no error path
-/// and no clean stop leaves a socket file behind.
-#[derive(Debug, Default)]
-pub struct Endpoints(pub Vec<Endpoint>);
+/// The Unix sockets of all bindings, in the socket directory they were made in. Dropping
+/// it removes their files through the directory's descriptor (never by path: the directory
+/// may have been moved or replaced meanwhile), so no error path and no clean stop leaves a
+/// socket file behind.
+#[derive(Debug)]
+pub struct Endpoints<'a> {
+    dir: &'a SocketDir,
+    /// The endpoints, in binding order.
+    pub list: Vec<Endpoint>,
+}
 
-impl Drop for Endpoints {
+impl<'a> Endpoints<'a> {
+    /// No endpoints yet, in `dir`.
+    pub fn new(dir: &'a SocketDir) -> Endpoints<'a> {
+        Endpoints {
+            dir,
+            list: Vec::new(),
+        }
+    }
+
+    /// Creates the endpoint of `binding` (see [`create`]) and keeps it.
+    pub fn create(&mut self, binding: &Binding, owner: Uid) -> Result<(), SockDirError> {
+        self.list.push(create(self.dir, binding, owner)?);
+        Ok(())
+    }
+}
+
+impl Drop for Endpoints<'_> {
     fn drop(&mut self) {
-        for endpoint in &self.0 {
-            let _ = std::fs::remove_file(&endpoint.path);
+        for endpoint in &self.list {
+            let _ = unlinkat(
+                &self.dir.fd,
+                endpoint.file.as_str(),
+                UnlinkatFlags::NoRemoveDir,
+            );
         }
     }
 }
@@ -224,7 +339,11 @@ pub fn create(dir: &SocketDir, binding: &Binding, owner: Uid) -> Result<Endpoint
         let _ = unlinkat(&stage, file.as_str(), UnlinkatFlags::NoRemoveDir);
     }
     let _ = unlinkat(&dir.fd, stage_name.as_str(), UnlinkatFlags::RemoveDir);
-    result.map(|listener| Endpoint { path, listener })
+    result.map(|listener| Endpoint {
+        path,
+        file,
+        listener,
+    })
 }
 
 /// Binds a new non-blocking Unix socket at `name` in the directory `stage`, with the
