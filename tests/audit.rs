@@ -4,7 +4,6 @@
 mod common;
 
 use common::*;
-use serde::Deserialize;
 
 /// A dual-stack binding that anyone may connect to, so that the daemon decides.
 const OPEN_BINDING: &str = r#"
@@ -190,12 +189,6 @@ fn newline_in_process_name_is_escaped() {
         .filter(|l| l.contains("evil"))
         .count();
     assert_eq!(mentions, 1, "{}", daemon.report());
-}
-
-#[derive(Debug, Deserialize)]
-struct Grants {
-    granted: u64,
-    denied: u64,
 }
 
 #[test]

@@ -16,17 +16,6 @@ use std::thread;
 use common::*;
 use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
 
-const BINDINGS: &str = r#"
-[binding.http]
-listen = ["127.0.0.1:80", "[::1]:80"]
-group = "www-data"
-mode = "0666"
-
-[binding.dns]
-listen = ["udp://127.0.0.1:53"]
-group = "www-data"
-"#;
-
 /// Prints, as one JSON object, the LISTEN_* variables, its pid and, for each open fd above
 /// 2, its type (and whether it is close-on-exec: it must not be, it survived an exec).
 const SHOW_FDS: &str = r#"
@@ -61,7 +50,7 @@ struct Shown {
 #[test]
 fn gunicorn_from_debian_serves_port_80_unprivileged() {
     let env = TestEnv::new();
-    let _daemon = env.serve(&env.config(BINDINGS));
+    let _daemon = env.serve(&env.config(&format!("{OPEN_HTTP}{DNS_BINDING}")));
     fs::write(
         env.path().join("wsgi_app.py"),
         "import os\n\
@@ -70,16 +59,11 @@ fn gunicorn_from_debian_serves_port_80_unprivileged() {
              return [b'gunicorn as uid %d\\n' % os.getuid()]\n",
     )
     .unwrap();
-    let socket_dir = env.socket_dir();
     let mut gunicorn = Proc::spawn(
-        env.portbinder_as(
+        env.exec_as(
             WWW_DATA,
+            "http",
             &[
-                "exec".as_ref(),
-                "--socket-dir".as_ref(),
-                socket_dir.as_os_str(),
-                "http".as_ref(),
-                "--".as_ref(),
                 "/usr/bin/gunicorn".as_ref(),
                 "--workers=1".as_ref(),
                 "--chdir".as_ref(),
@@ -117,20 +101,9 @@ fn gunicorn_from_debian_serves_port_80_unprivileged() {
 #[test]
 fn rust_listenfd_server_serves_port_80_unprivileged() {
     let env = TestEnv::new();
-    let _daemon = env.serve(&env.config(BINDINGS));
+    let _daemon = env.serve(&env.config(&format!("{OPEN_HTTP}{DNS_BINDING}")));
     let server = env.install(&built("examples/listenfd_server"), "listenfd_server");
-    let socket_dir = env.socket_dir();
-    let mut cmd = env.portbinder_as(
-        WWW_DATA,
-        &[
-            "exec".as_ref(),
-            "--socket-dir".as_ref(),
-            socket_dir.as_os_str(),
-            "http".as_ref(),
-            "--".as_ref(),
-            server.as_os_str(),
-        ],
-    );
+    let mut cmd = env.exec_as(WWW_DATA, "http", &[server.as_os_str()]);
     cmd.env("SERVE_REQUESTS", "1");
     let mut proc = Proc::spawn(cmd, "listenfd_server under portbinder exec");
     proc.expect_line("serving on 127.0.0.1:80", EXIT_TIMEOUT);
@@ -145,21 +118,13 @@ fn rust_listenfd_server_serves_port_80_unprivileged() {
 #[test]
 fn listen_fdnames_name_every_fd_and_other_fds_are_untouched() {
     let env = TestEnv::new();
-    let _daemon = env.serve(&env.config(BINDINGS));
+    let _daemon = env.serve(&env.config(&format!("{OPEN_HTTP}{DNS_BINDING}")));
     let script = env.path().join("show_fds.py");
     fs::write(&script, SHOW_FDS).unwrap();
-    let socket_dir = env.socket_dir();
-    let mut cmd = env.portbinder_as(
+    let mut cmd = env.exec_as(
         WWW_DATA,
-        &[
-            "exec".as_ref(),
-            "--socket-dir".as_ref(),
-            socket_dir.as_os_str(),
-            "http,dns".as_ref(),
-            "--".as_ref(),
-            "/usr/bin/python3".as_ref(),
-            script.as_os_str(),
-        ],
+        "http,dns",
+        &["/usr/bin/python3".as_ref(), script.as_os_str()],
     );
     // An fd the parent hands down on purpose (at 20, without close-on-exec) must survive.
     let keep = fs::File::open(&script).unwrap();
@@ -196,19 +161,11 @@ fn listen_fdnames_name_every_fd_and_other_fds_are_untouched() {
 /// every needle on stderr, and checks that the program did not run.
 fn assert_exec_fails(env: &TestEnv, user: User, names: &str, code: i32, needles: &[&str]) {
     let marker = env.path().join("ran");
-    let socket_dir = env.socket_dir();
     let outcome = Proc::spawn(
-        env.portbinder_as(
+        env.exec_as(
             user,
-            &[
-                "exec".as_ref(),
-                "--socket-dir".as_ref(),
-                socket_dir.as_os_str(),
-                names.as_ref(),
-                "--".as_ref(),
-                "/usr/bin/touch".as_ref(),
-                marker.as_os_str(),
-            ],
+            names,
+            &["/usr/bin/touch".as_ref(), marker.as_os_str()],
         ),
         "portbinder exec",
     )
@@ -229,7 +186,7 @@ fn exec_errors_have_codes_and_reasons_and_never_exec() {
         &["binding `http`", "http.sock", "portbinder list", "running"],
     );
 
-    let daemon = env.serve(&env.config(BINDINGS));
+    let daemon = env.serve(&env.config(&format!("{OPEN_HTTP}{DNS_BINDING}")));
     let sock = env.socket("http");
     let sock = sock.to_str().unwrap();
     // No such binding.
@@ -326,24 +283,10 @@ fn exec_protocol_errors_exit_8() {
 #[test]
 fn exec_program_errors_and_busy_fds() {
     let env = TestEnv::new();
-    let _daemon = env.serve(&env.config(BINDINGS));
-    let socket_dir = env.socket_dir();
+    let _daemon = env.serve(&env.config(&format!("{OPEN_HTTP}{DNS_BINDING}")));
     let run = |program: &str| {
-        Proc::spawn(
-            env.portbinder_as(
-                WWW_DATA,
-                &[
-                    "exec",
-                    "--socket-dir",
-                    socket_dir.to_str().unwrap(),
-                    "http",
-                    "--",
-                    program,
-                ],
-            ),
-            "portbinder exec",
-        )
-        .finish(EXIT_TIMEOUT)
+        Proc::spawn(env.exec_as(WWW_DATA, "http", &[program]), "portbinder exec")
+            .finish(EXIT_TIMEOUT)
     };
     run("/nonexistent/server").assert_error(
         127,
@@ -352,17 +295,7 @@ fn exec_program_errors_and_busy_fds() {
     run("/etc/passwd").assert_error(126, &["cannot execute `/etc/passwd`", "Permission denied"]);
 
     // fd 3 already open in the parent: the sockets cannot go there without clobbering it.
-    let mut cmd = env.portbinder_as(
-        WWW_DATA,
-        &[
-            "exec",
-            "--socket-dir",
-            socket_dir.to_str().unwrap(),
-            "http",
-            "--",
-            "/usr/bin/true",
-        ],
-    );
+    let mut cmd = env.exec_as(WWW_DATA, "http", &["/usr/bin/true"]);
     let file = fs::File::open("/etc/hostname").unwrap();
     let raw = file.as_raw_fd();
     // SAFETY: dup2 is async-signal-safe and only duplicates an fd opened before the fork.
@@ -383,7 +316,7 @@ fn exec_program_errors_and_busy_fds() {
 #[test]
 fn python_client_from_docs_clients_md_works() {
     let env = TestEnv::new();
-    let _daemon = env.serve(&env.config(BINDINGS));
+    let _daemon = env.serve(&env.config(&format!("{OPEN_HTTP}{DNS_BINDING}")));
     let doc = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/CLIENTS.md")).unwrap();
     let start = doc
         .find("```python\n")

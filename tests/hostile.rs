@@ -155,13 +155,9 @@ fn never_reading_flood_cannot_exhaust_the_in_flight_budget() {
     const HOLD: u32 = 1000;
     let env = TestEnv::new();
     let config = env.config(OPEN_HTTP);
-    let mut cmd = Command::new("prlimit");
-    cmd.arg("--nofile=1024:").arg("--").arg(binary()).args([
-        "serve".as_ref(),
-        "--config".as_ref(),
-        config.as_os_str(),
-    ]);
-    let daemon = Daemon::spawn(cmd);
+    let mut prlimit = Command::new("prlimit");
+    prlimit.args(["--nofile=1024:", "--"]);
+    let daemon = Daemon::spawn(serve_under(prlimit, &config));
     let (soft, hard) = nofile_limits(daemon.pid());
     assert_eq!(
         soft, hard,

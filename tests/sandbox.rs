@@ -25,12 +25,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use portbinder::sandbox::{Landlock, Seccomp};
 
-const HTTP_BINDING: &str = r#"
-[binding.http]
-listen = ["127.0.0.1:80"]
-group = "www-data"
-"#;
-
 /// The kernel's Landlock ABI (0 without Landlock), asked the way the landlock crate asks.
 fn kernel_landlock_abi() -> i32 {
     // SAFETY: landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION) reads no
@@ -448,9 +442,8 @@ fn syslog_reconnects_from_inside_the_sandbox() {
     let mut cmd = Command::new("unshare");
     cmd.args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"])
         .arg(r#"mount --bind "$0" /dev && exec "$@""#)
-        .arg(&dev)
-        .arg(binary())
-        .args(["serve".as_ref(), "--config".as_ref(), config.as_os_str()]);
+        .arg(&dev);
+    let cmd = serve_under(cmd, &config);
     let mut daemon = Proc::spawn(cmd, "portbinder serve with a private /dev/log");
     wait_datagram(&first, "event=ready");
     let before = env.probe(WWW_DATA, &env.socket("http"));

@@ -1,8 +1,9 @@
-//! The binary under test and the one-shot commands run with it (`check`, a `serve` that must
-//! fail). `PORTBINDER_TEST_BIN` points the suite at an installed binary instead of cargo's.
+//! The binary under test and the commands that run it: `serve` directly or through a wrapper
+//! that execs it, and the one-shot runs (`check`, a `serve` that must fail).
+//! `PORTBINDER_TEST_BIN` points the suite at an installed binary instead of cargo's.
 
 use std::ffi::OsStr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::{EXIT_TIMEOUT, Outcome, Proc};
@@ -24,6 +25,25 @@ pub fn portbinder_command<S: AsRef<OsStr>>(args: &[S]) -> Command {
     let mut cmd = Command::new(binary());
     cmd.args(args);
     cmd
+}
+
+/// `portbinder serve --config CONFIG`, ready for [`Daemon::spawn`] or [`Proc::spawn`].
+///
+/// [`Daemon::spawn`]: super::Daemon::spawn
+pub fn serve_command(config: &Path) -> Command {
+    portbinder_command(&serve_args(config))
+}
+
+/// `WRAPPER... portbinder serve --config CONFIG`: the daemon started through `wrapper`
+/// (setpriv, prlimit, unshare or sh, with its arguments), which ends by exec'ing it, so that
+/// the pid is the daemon's.
+pub fn serve_under(mut wrapper: Command, config: &Path) -> Command {
+    wrapper.arg(binary()).args(serve_args(config));
+    wrapper
+}
+
+fn serve_args(config: &Path) -> [&OsStr; 3] {
+    ["serve".as_ref(), "--config".as_ref(), config.as_os_str()]
 }
 
 /// Runs `portbinder <args...>` to completion (bounded by [`EXIT_TIMEOUT`]).
@@ -50,4 +70,10 @@ pub fn run_serve_expect_failure<S: AsRef<OsStr>>(args: &[S]) -> Outcome {
         "serve was expected to fail:\n{outcome}"
     );
     outcome
+}
+
+/// Runs `portbinder serve --config CONFIG`, which is expected to fail (as
+/// [`run_serve_expect_failure`]).
+pub fn serve_expect_failure(config: &Path) -> Outcome {
+    run_serve_expect_failure(&["--config".as_ref(), config.as_os_str()])
 }

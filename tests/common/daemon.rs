@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::fs;
 use std::process::{Command, ExitStatus};
 use std::thread;
 use std::time::Duration;
@@ -11,8 +10,8 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use super::{
-    EXIT_TIMEOUT, Event, LOG_TIMEOUT, Proc, STARTUP_TIMEOUT, portbinder_command, proc_fd_links,
-    proc_fds, syslog_lines_since, syslog_offset, wait_until,
+    EXIT_TIMEOUT, Event, LOG_TIMEOUT, Proc, STARTUP_TIMEOUT, cpu_ticks, portbinder_command,
+    proc_fd_links, proc_fds, proc_status, syslog_lines_since, syslog_offset, wait_until,
 };
 
 /// A running `portbinder serve`, killed on drop.
@@ -169,24 +168,14 @@ impl Daemon {
         );
     }
 
-    /// The fields of `/proc/PID/status`.
+    /// The fields of the daemon's `/proc/PID/status`.
     pub fn proc_status(&self) -> HashMap<String, String> {
-        fs::read_to_string(format!("/proc/{}/status", self.pid()))
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
-            .collect()
+        proc_status(self.pid())
     }
 
-    /// CPU time used so far (utime + stime, in clock ticks, from `/proc/PID/stat`).
+    /// CPU time the daemon used so far, in clock ticks.
     pub fn cpu_ticks(&self) -> u64 {
-        let stat = fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
-        // Fields after the command name, which is in parentheses and may contain spaces.
-        let rest = &stat[stat.rfind(')').unwrap() + 2..];
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after `(comm)`.
-        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+        cpu_ticks(self.pid())
     }
 
     /// The daemon's stderr and syslog lines, for failure messages.

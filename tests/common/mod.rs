@@ -16,20 +16,23 @@
 //! (`users.rs`), child processes ([`Proc`], [`Outcome`]: `process.rs`), the bounded waits
 //! (`wait.rs`), the binary under test and its one-shot runs (`binary.rs`), the running
 //! [`Daemon`] (`daemon.rs`), `/proc` (`procfs.rs`), the syslog file (`syslog.rs`), its audit
-//! lines ([`Event`]: `event.rs`), what a probing client received ([`Probe`]: `probe.rs`) and
-//! HTTP requests (`http.rs`).
+//! lines ([`Event`]: `event.rs`), what the clients report ([`Probe`]: `reports.rs`), HTTP
+//! requests (`http.rs`), the bindings many tests configure (`bindings.rs`) and the sockets
+//! handed to the daemon as systemd does (`listen_fds.rs`).
 
 // Each integration test crate uses a different subset of the harness.
 #![allow(dead_code)]
 
 mod binary;
+mod bindings;
 mod daemon;
 mod event;
 mod http;
+mod listen_fds;
 mod netns;
-mod probe;
 mod process;
 mod procfs;
+mod reports;
 mod syslog;
 mod test_env;
 mod users;
@@ -38,14 +41,21 @@ mod wait;
 // Each test binary uses its own part of the harness: a re-export one leaves unused is not dead.
 #[allow(unused_imports)]
 pub use self::{
-    binary::{binary, built, portbinder_command, run, run_check, run_serve_expect_failure},
+    binary::{
+        binary, built, portbinder_command, run, run_check, run_serve_expect_failure, serve_command,
+        serve_expect_failure, serve_under,
+    },
+    bindings::{
+        ANY_ADDRESS_HTTP, DNS_BINDING, DUAL_STACK_HTTP, HTTP_BINDING, OPEN_HTTP, http_binding,
+    },
     daemon::Daemon,
     event::Event,
     http::{http_get, try_http_get},
+    listen_fds::serve_with_listen_fds,
     netns::NetNs,
-    probe::{FdInfo, Probe},
     process::{Outcome, Proc},
-    procfs::{proc_fd_links, proc_fds},
+    procfs::{cpu_ticks, nofile_limits, proc_fd_links, proc_fds, proc_status},
+    reports::{FdInfo, Grants, Probe},
     syslog::{syslog_lines_since, syslog_offset, syslog_path},
     test_env::TestEnv,
     users::{DAEMON, DAEMON_IN_WWW_DATA, NOBODY, ROOT, User, WWW_DATA},

@@ -11,7 +11,7 @@ use std::process::Command;
 
 use tempfile::TempDir;
 
-use super::{Daemon, EXIT_TIMEOUT, NetNs, Probe, Proc, User, binary};
+use super::{Daemon, EXIT_TIMEOUT, NOBODY, NetNs, Probe, Proc, User, binary, built};
 
 /// The client script, embedded so that it is written into each test's directory, where the
 /// unprivileged client users can read it wherever the repository itself lives.
@@ -71,6 +71,22 @@ impl TestEnv {
             .collect()
     }
 
+    /// Asserts that the socket directory holds no `.sock` file (after a failed start or a
+    /// clean stop).
+    pub fn assert_no_socket_files(&self) {
+        let left = self.socket_files();
+        assert!(left.is_empty(), "socket files left behind: {left:?}");
+    }
+
+    /// Creates the socket directory owned by nobody (the run user) with mode 0755, as systemd's
+    /// RuntimeDirectory= does for `User=nobody`.
+    pub fn create_socket_dir_for_nobody(&self) {
+        let dir = self.socket_dir();
+        fs::create_dir(&dir).unwrap();
+        std::os::unix::fs::chown(&dir, Some(NOBODY.uid), Some(NOBODY.gid)).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
     /// The global part of a config file: run as `nobody`, sockets in [`TestEnv::socket_dir`],
     /// log to syslog with facility authpriv.
     pub fn globals(&self) -> String {
@@ -105,17 +121,31 @@ impl TestEnv {
         Daemon::start(&["--config".as_ref(), config.as_os_str()])
     }
 
-    /// Spawns `client.py args...` as `user`, in the test's network namespace.
-    pub fn client<S: AsRef<OsStr>>(&self, user: User, args: &[S]) -> Proc {
+    /// `python3 SCRIPT args...` as `user`, with a clean environment (PATH and LANG only) and
+    /// the test directory as working directory, in the test's network namespace.
+    pub fn python_command<S: AsRef<OsStr>>(
+        &self,
+        user: User,
+        script: &Path,
+        args: &[S],
+    ) -> Command {
         let mut cmd = Command::new("/usr/bin/python3");
-        cmd.arg(&self.client_script)
+        cmd.arg(script)
             .args(args)
             .current_dir(self.path())
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
             .env("LANG", "C.UTF-8");
         user.apply(&mut cmd);
-        Proc::spawn(cmd, &format!("client.py as {}", user.name))
+        cmd
+    }
+
+    /// Spawns `client.py args...` as `user`, in the test's network namespace.
+    pub fn client<S: AsRef<OsStr>>(&self, user: User, args: &[S]) -> Proc {
+        Proc::spawn(
+            self.python_command(user, &self.client_script, args),
+            &format!("client.py as {}", user.name),
+        )
     }
 
     /// Runs the `probe` client as `user` against `socket` and returns what it received.
@@ -151,9 +181,26 @@ impl TestEnv {
         cmd
     }
 
+    /// `portbinder exec --socket-dir <socket dir> NAMES -- PROGRAM...` as `user` (see
+    /// [`TestEnv::portbinder_as`]).
+    pub fn exec_as<S: AsRef<OsStr>>(&self, user: User, names: &str, program: &[S]) -> Command {
+        let socket_dir = self.socket_dir();
+        let mut args: Vec<&OsStr> = vec![
+            "exec".as_ref(),
+            "--socket-dir".as_ref(),
+            socket_dir.as_os_str(),
+            names.as_ref(),
+            "--".as_ref(),
+        ];
+        args.extend(program.iter().map(AsRef::as_ref));
+        self.portbinder_as(user, &args)
+    }
+
     /// The LD_PRELOAD shim, copied into the test directory.
     pub fn preload_lib(&self) -> PathBuf {
-        let built = binary().with_file_name("libportbinder_preload.so");
-        self.install(&built, "libportbinder_preload.so")
+        self.install(
+            &built("libportbinder_preload.so"),
+            "libportbinder_preload.so",
+        )
     }
 }

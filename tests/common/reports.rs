@@ -1,5 +1,6 @@
-//! What `client.py probe` reports ([`Probe`]): the payload, the reason of a denial and every
-//! socket received ([`FdInfo`]), as the client saw them.
+//! What `client.py` reports, as the client saw it: a [`Probe`] (the payload, the reason of a
+//! denial and every socket received, [`FdInfo`]) and the tally of a run of fetches
+//! ([`Grants`]).
 
 use serde::Deserialize;
 
@@ -62,4 +63,14 @@ impl Probe {
         );
         self
     }
+}
+
+/// The JSON line printed by `client.py grants`: how many of its fetches were granted and
+/// denied.
+#[derive(Debug, Deserialize)]
+pub struct Grants {
+    /// Fetches answered with a grant.
+    pub granted: u64,
+    /// Fetches answered with a denial.
+    pub denied: u64,
 }
