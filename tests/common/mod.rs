@@ -28,6 +28,7 @@ mod bindings;
 mod daemon;
 mod event;
 mod http;
+mod kernel;
 mod listen_fds;
 mod netns;
 mod process;
@@ -51,6 +52,7 @@ pub use self::{
     daemon::Daemon,
     event::Event,
     http::{http_get, try_http_get},
+    kernel::kernel_landlock_abi,
     listen_fds::serve_with_listen_fds,
     netns::NetNs,
     process::{Outcome, Proc},
