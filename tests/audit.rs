@@ -197,13 +197,7 @@ fn deny_flood_is_rate_limited_and_counted() {
     let mut daemon = env.serve(&env.config(OPEN_BINDING));
     let socket = env.socket("http");
 
-    let flood: Grants = env
-        .client(
-            NOBODY,
-            &["grants".as_ref(), socket.as_os_str(), "200".as_ref()],
-        )
-        .finish(EXIT_TIMEOUT)
-        .json();
+    let flood = env.fetch_many(NOBODY, &socket, 200);
     assert_eq!((flood.granted, flood.denied), (0, 200), "{flood:?}");
     // Another uid has its own budget: its denial is logged in full despite the flood.
     env.probe(DAEMON, &socket).assert_denied();

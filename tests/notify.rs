@@ -8,7 +8,7 @@
 mod common;
 
 use std::io::IoSliceMut;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::Command;
@@ -111,6 +111,12 @@ impl FakeSystemd {
         }
     }
 
+    /// `daemon` (a `portbinder serve` command) set to notify this service manager.
+    fn notifying(&self, mut daemon: Command) -> Command {
+        daemon.env("NOTIFY_SOCKET", &self.address);
+        daemon
+    }
+
     /// The next notification, which must have exactly the text `expected`.
     fn expect(&self, expected: &str) -> Message {
         let message = self.recv();
@@ -119,19 +125,12 @@ impl FakeSystemd {
     }
 }
 
-/// `portbinder serve --config CONFIG` notifying `systemd`.
-fn notifying_command(systemd: &FakeSystemd, config: &Path) -> Command {
-    let mut cmd = serve_command(config);
-    cmd.env("NOTIFY_SOCKET", &systemd.address);
-    cmd
-}
-
 #[test]
 fn stores_sockets_then_notifies_ready_after_the_drop_status_and_stopping() {
     let env = TestEnv::new();
     let systemd = FakeSystemd::at_path(env.path());
     let config = env.config(OPEN_HTTP);
-    let mut daemon = Daemon::spawn(notifying_command(&systemd, &config));
+    let mut daemon = Daemon::spawn(systemd.notifying(serve_command(&config)));
 
     // Before the drop (sent as root): both sockets of the binding, under its name.
     let stored = systemd.expect("FDSTORE=1\nFDNAME=http");
@@ -145,7 +144,7 @@ fn stores_sockets_then_notifies_ready_after_the_drop_status_and_stopping() {
     // The stored sockets are the ones granted.
     let probe = env.probe(WWW_DATA, &env.socket("http"));
     probe.assert_granted(2);
-    let granted: Vec<u64> = probe.fds.iter().map(|f| f.inode).collect();
+    let granted = probe.inodes();
     assert_eq!(stored.inodes(), granted);
     // (Mode 0666 lets the file's permissions pass anyone, so the daemon itself denies.)
     env.probe(DAEMON, &env.socket("http")).assert_denied();
@@ -164,7 +163,7 @@ fn abstract_notify_socket_is_supported() {
     // The test's own network namespace scopes the abstract name.
     let systemd = FakeSystemd::abstract_named("portbinder-test-notify");
     let config = env.config(HTTP_BINDING);
-    let daemon = Daemon::spawn(notifying_command(&systemd, &config));
+    let daemon = Daemon::spawn(systemd.notifying(serve_command(&config)));
     assert_eq!(systemd.recv().fds.len(), 1, "FDSTORE with one socket");
     let ready = systemd.expect("READY=1\nSTATUS=serving 1 binding: 0 grants, 0 denials");
     assert_eq!(ready.pid, daemon.pid() as i32);
@@ -198,33 +197,20 @@ fn unusable_notify_socket_stops_start_up_with_exit_4() {
     }
 }
 
-/// `portbinder serve --config CONFIG` started the way systemd restarts a service: the fd
-/// store's `fds` handed back (see [`serve_with_listen_fds`]), notifying `systemd`.
-fn restarted_command(systemd: &FakeSystemd, config: &Path, fds: &[(&str, BorrowedFd)]) -> Command {
-    let mut cmd = serve_with_listen_fds(config, fds);
-    cmd.env("NOTIFY_SOCKET", &systemd.address);
-    cmd
-}
-
 #[test]
 fn stored_sockets_come_back_as_the_same_sockets_and_removed_bindings_leave_the_store() {
     let env = TestEnv::new();
     let systemd = FakeSystemd::at_path(env.path());
-    let mut first = Daemon::spawn(notifying_command(
-        &systemd,
-        &env.config(&format!("{DUAL_STACK_HTTP}{DNS_BINDING}")),
-    ));
+    let config = env.config(&format!("{DUAL_STACK_HTTP}{DNS_BINDING}"));
+    let mut first = Daemon::spawn(systemd.notifying(serve_command(&config)));
     // Bindings are sorted by name: dns, then http.
     let dns_stored = systemd.expect("FDSTORE=1\nFDNAME=dns");
     let http_stored = systemd.expect("FDSTORE=1\nFDNAME=http");
     systemd.expect("READY=1\nSTATUS=serving 2 bindings: 0 grants, 0 denials");
-    let before: Vec<u64> = env
+    let before = env
         .probe(WWW_DATA, &env.socket("http"))
         .assert_granted(2)
-        .fds
-        .iter()
-        .map(|f| f.inode)
-        .collect();
+        .inodes();
     assert_eq!(first.stop().code(), Some(0));
     systemd.expect("STOPPING=1\nSTATUS=stopping on SIGTERM after 1 grants, 0 denials");
 
@@ -241,7 +227,7 @@ group = "www-data"
         ("dns", dns_stored.fds[0].as_fd()),
         ("http", http_stored.fds[0].as_fd()),
     ];
-    let second = Daemon::spawn(restarted_command(&systemd, &config, &store));
+    let second = Daemon::spawn(systemd.notifying(serve_with_listen_fds(&config, &store)));
     // What is no longer configured leaves the store first; only the new binding is stored
     // (http's sockets are still in the store).
     systemd.expect("FDSTOREREMOVE=1\nFDNAME=dns");
@@ -256,13 +242,10 @@ group = "www-data"
         "fdstore",
         &[("fds", "1"), ("stored", "alt"), ("removed", "dns")],
     );
-    let after: Vec<u64> = env
+    let after = env
         .probe(WWW_DATA, &env.socket("http"))
         .assert_granted(2)
-        .fds
-        .iter()
-        .map(|f| f.inode)
-        .collect();
+        .inodes();
     assert_eq!(
         before, after,
         "a grant after the restart hands out the same sockets"

@@ -17,13 +17,7 @@ fn ten_thousand_grants_leak_no_fd() {
     let baseline = daemon.fd_count();
 
     let socket = env.socket("http");
-    let grants: Grants = env
-        .client(
-            WWW_DATA,
-            &["grants".as_ref(), socket.as_os_str(), "10000".as_ref()],
-        )
-        .finish(EXIT_TIMEOUT)
-        .json();
+    let grants = env.fetch_many(WWW_DATA, &socket, 10_000);
     assert_eq!((grants.granted, grants.denied), (10_000, 0), "{grants:?}");
     daemon.wait_fd_count(baseline);
 }

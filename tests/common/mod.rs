@@ -12,13 +12,21 @@
 //!   (for running the suite against an installed package).
 //!
 //! One noun a file, all re-exported here so that a test file needs only `use common::*;`:
-//! [`TestEnv`] (`test_env.rs`, in its [`NetNs`], `netns.rs`), the [`User`]s clients run as
-//! (`users.rs`), child processes ([`Proc`], [`Outcome`]: `process.rs`), the bounded waits
-//! (`wait.rs`), the binary under test and its one-shot runs (`binary.rs`), the running
-//! [`Daemon`] (`daemon.rs`), `/proc` (`procfs.rs`), the syslog file (`syslog.rs`), its audit
-//! lines ([`Event`]: `event.rs`), what the clients report ([`Probe`]: `reports.rs`), HTTP
-//! requests (`http.rs`), the bindings many tests configure (`bindings.rs`) and the sockets
-//! handed to the daemon as systemd does (`listen_fds.rs`).
+//!
+//! * `test_env.rs`: one test's world, [`TestEnv`], in its [`NetNs`] (`netns.rs`);
+//! * `users.rs`: the [`User`]s the clients run as;
+//! * `process.rs`: child processes ([`Proc`]) and how they ended ([`Outcome`]);
+//! * `wait.rs`: the bounded waits ([`wait_until`] and the timeouts);
+//! * `binary.rs`: the binary under test and the commands that run it ([`serve_command`],
+//!   [`serve_under`], [`run_check`], [`serve_expect_failure`]...);
+//! * `listen_fds.rs`: the daemon handed sockets as systemd does ([`serve_with_listen_fds`]);
+//! * `daemon.rs`: the running [`Daemon`];
+//! * `procfs.rs`: what `/proc` tells about a process;
+//! * `syslog.rs` and `event.rs`: the syslog file and the audit lines in it ([`Event`]);
+//! * `reports.rs`: what the clients report ([`Probe`], [`FdInfo`], [`Grants`]);
+//! * `http.rs`: HTTP requests to the servers the tests start;
+//! * `bindings.rs`: the bindings many tests configure ([`HTTP_BINDING`]...);
+//! * `kernel.rs`: what the running kernel offers ([`kernel_landlock_abi`]).
 
 // Each integration test crate uses a different subset of the harness.
 #![allow(dead_code)]

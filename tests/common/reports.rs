@@ -52,6 +52,12 @@ impl Probe {
         self
     }
 
+    /// The inode numbers of the sockets received, in order: the same inode is the same
+    /// socket, wherever it was passed.
+    pub fn inodes(&self) -> Vec<u64> {
+        self.fds.iter().map(|f| f.inode).collect()
+    }
+
     /// Asserts a deny from the daemon: connected, payload 0 + a non-empty UTF-8 reason, no fds.
     pub fn assert_denied(&self) -> &Self {
         assert!(

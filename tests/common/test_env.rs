@@ -11,7 +11,7 @@ use std::process::Command;
 
 use tempfile::TempDir;
 
-use super::{Daemon, EXIT_TIMEOUT, NOBODY, NetNs, Probe, Proc, User, binary, built};
+use super::{Daemon, EXIT_TIMEOUT, Grants, NOBODY, NetNs, Probe, Proc, User, binary, built};
 
 /// The client script, embedded so that it is written into each test's directory, where the
 /// unprivileged client users can read it wherever the repository itself lives.
@@ -130,13 +130,8 @@ impl TestEnv {
         args: &[S],
     ) -> Command {
         let mut cmd = Command::new("/usr/bin/python3");
-        cmd.arg(script)
-            .args(args)
-            .current_dir(self.path())
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("LANG", "C.UTF-8");
-        user.apply(&mut cmd);
+        cmd.arg(script).args(args);
+        self.run_as(&mut cmd, user);
         cmd
     }
 
@@ -153,6 +148,17 @@ impl TestEnv {
         self.client(user, &["probe".as_ref(), socket.as_os_str()])
             .finish(EXIT_TIMEOUT)
             .json()
+    }
+
+    /// Runs the `grants` client as `user`: `count` fetches from `socket` in a row, tallied.
+    pub fn fetch_many(&self, user: User, socket: &Path, count: u32) -> Grants {
+        let count = count.to_string();
+        self.client(
+            user,
+            &[OsStr::new("grants"), socket.as_os_str(), count.as_ref()],
+        )
+        .finish(EXIT_TIMEOUT)
+        .json()
     }
 
     /// Copies `src` into the test directory as `name`, mode 0755, so other users can run it
@@ -172,13 +178,19 @@ impl TestEnv {
             self.install(&binary(), "portbinder");
         }
         let mut cmd = Command::new(copy);
-        cmd.args(args)
-            .current_dir(self.path())
+        cmd.args(args);
+        self.run_as(&mut cmd, user);
+        cmd
+    }
+
+    /// Makes `cmd` run as `user` the way an unprivileged program is started: a clean
+    /// environment (PATH and LANG only), in the test directory.
+    fn run_as(&self, cmd: &mut Command, user: User) {
+        cmd.current_dir(self.path())
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
             .env("LANG", "C.UTF-8");
-        user.apply(&mut cmd);
-        cmd
+        user.apply(cmd);
     }
 
     /// `portbinder exec --socket-dir <socket dir> NAMES -- PROGRAM...` as `user` (see
