@@ -4,21 +4,14 @@
 mod common;
 
 use std::ffi::OsStr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
 
-const BINDINGS: &str = r#"
-[binding.http]
-listen = ["0.0.0.0:80", "[::]:80"]
-group = "www-data"
-"#;
-
-/// `portbinder exec --preload --preload-lib <copy> --socket-dir <dir> http -- <program...>`
+/// `portbinder exec --preload --preload-lib <lib> --socket-dir <dir> http -- <program...>`
 /// as www-data.
-fn exec_preload(env: &TestEnv, program: &[&OsStr]) -> Command {
-    let lib = env.preload_lib();
+fn exec_preload_lib<S: AsRef<OsStr>>(env: &TestEnv, lib: &Path, program: &[S]) -> Command {
     let socket_dir = env.socket_dir();
     let mut args: Vec<&OsStr> = vec![
         "exec".as_ref(),
@@ -30,9 +23,14 @@ fn exec_preload(env: &TestEnv, program: &[&OsStr]) -> Command {
         "http".as_ref(),
         "--".as_ref(),
     ];
-    args.extend_from_slice(program);
-    // portbinder_as copies the binary; `lib` must outlive this call only as a path.
+    args.extend(program.iter().map(AsRef::as_ref));
     env.portbinder_as(WWW_DATA, &args)
+}
+
+/// [`exec_preload_lib`] with the shim built alongside the binary, copied into the test
+/// directory.
+fn exec_preload(env: &TestEnv, program: &[&OsStr]) -> Command {
+    exec_preload_lib(env, &env.preload_lib(), program)
 }
 
 /// Compiles tests/clients/bindtest.c into the test directory.
@@ -54,7 +52,7 @@ fn bindtest(env: &TestEnv) -> PathBuf {
 #[test]
 fn python_http_server_serves_port_80() {
     let env = TestEnv::new();
-    let _daemon = env.serve(&env.config(BINDINGS));
+    let _daemon = env.serve(&env.config(ANY_ADDRESS_HTTP));
     std::fs::write(
         env.path().join("index.html"),
         "hello via the preload shim\n",
@@ -91,7 +89,7 @@ fn python_http_server_serves_port_80() {
 #[test]
 fn c_program_gets_port_80_and_other_binds_are_real() {
     let env = TestEnv::new();
-    let _daemon = env.serve(&env.config(BINDINGS));
+    let _daemon = env.serve(&env.config(ANY_ADDRESS_HTTP));
     let program = bindtest(&env);
     let writable = env.path().join("www");
     std::fs::create_dir(&writable).unwrap();
@@ -132,7 +130,7 @@ fn c_program_gets_port_80_and_other_binds_are_real() {
 #[test]
 fn shim_and_sockets_do_not_leak_into_children() {
     let env = TestEnv::new();
-    let _daemon = env.serve(&env.config(BINDINGS));
+    let _daemon = env.serve(&env.config(ANY_ADDRESS_HTTP));
     // The program (python) runs a child that reports what it inherited.
     let child = "import os, subprocess; print(subprocess.run(['/usr/bin/python3', '-c', \
         'import os; print(os.environ.get(\"LD_PRELOAD\"), os.environ.get(\"PORTBINDER_FDS\"), \
@@ -155,23 +153,10 @@ fn shim_and_sockets_do_not_leak_into_children() {
 #[test]
 fn missing_shim_is_an_error_not_a_silent_fallback() {
     let env = TestEnv::new();
-    let _daemon = env.serve(&env.config(BINDINGS));
-    let socket_dir = env.socket_dir();
+    let _daemon = env.serve(&env.config(ANY_ADDRESS_HTTP));
+    let missing = Path::new("/nonexistent/libportbinder_preload.so");
     Proc::spawn(
-        env.portbinder_as(
-            WWW_DATA,
-            &[
-                "exec",
-                "--preload",
-                "--preload-lib",
-                "/nonexistent/libportbinder_preload.so",
-                "--socket-dir",
-                socket_dir.to_str().unwrap(),
-                "http",
-                "--",
-                "/usr/bin/true",
-            ],
-        ),
+        exec_preload_lib(&env, missing, &["/usr/bin/true"]),
         "exec --preload with a missing shim",
     )
     .finish(EXIT_TIMEOUT)
