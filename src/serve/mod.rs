@@ -27,10 +27,11 @@ use grant::{Served, Server, raw_fds};
 use notify::{Notifier, NotifyError};
 use sandbox::SandboxError;
 use setup::bind::{self, BindError};
+use setup::endpoint::Endpoints;
 use setup::fdstore;
 use setup::listenfds::{self, ListenFdsError};
 use setup::privdrop::{self, DropError, VerifyError};
-use setup::sockdir::{self, Endpoints, SockDirError};
+use setup::sockdir::{self, SockDirError};
 use status::Status;
 
 /// Why `serve` stopped before serving (or while serving).
