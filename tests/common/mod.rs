@@ -34,6 +34,8 @@ use nix::unistd::Pid;
 use serde::Deserialize;
 use tempfile::TempDir;
 
+pub mod shim;
+
 /// How long the daemon may take to log `event=ready`.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an expected syslog line may take to arrive.
