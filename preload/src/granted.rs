@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use libc::c_int;
 
@@ -11,6 +12,8 @@ use crate::sys;
 const FDS_VAR: &str = "PORTBINDER_FDS";
 /// Set to 1 to let the program's children inherit the shim and the sockets.
 const INHERIT_VAR: &str = "PORTBINDER_PRELOAD_INHERIT";
+/// Set to 1 to serve a bind of any address with a granted wildcard socket of that port.
+const ANY_ADDRESS_VAR: &str = "PORTBINDER_PRELOAD_ANY_ADDRESS";
 /// Our file name, to remove from LD_PRELOAD.
 const LIB_NAME: &str = "libportbinder_preload.so";
 
@@ -22,12 +25,15 @@ struct Granted {
 }
 
 static GRANTED: OnceLock<Vec<Granted>> = OnceLock::new();
+static ANY_ADDRESS: AtomicBool = AtomicBool::new(false);
 
 /// Reads `PORTBINDER_FDS`, remembers each socket's type and address, and (unless asked
 /// to be inherited) marks them close-on-exec and removes the shim from the environment.
 pub fn init() {
     sys::resolve_real_bind();
     let inherit = std::env::var(INHERIT_VAR).is_ok_and(|v| v == "1");
+    let any_address = std::env::var(ANY_ADDRESS_VAR).is_ok_and(|v| v == "1");
+    ANY_ADDRESS.store(any_address, Ordering::Relaxed);
     let granted: Vec<Granted> = std::env::var(FDS_VAR)
         .unwrap_or_default()
         .split(',')
@@ -53,18 +59,22 @@ pub fn init() {
             (!kept.is_empty()).then(|| kept.join(":")).as_deref(),
         );
         sys::set_env_at_load(FDS_VAR, None);
+        sys::set_env_at_load(ANY_ADDRESS_VAR, None);
     }
 }
 
-/// If `target` is a granted socket's address for `fd`'s type, puts that socket at `fd`
-/// and returns bind's result; `None` lets the real bind(2) handle it.
+/// If `target` is exactly a granted socket's address (IP, port, and scope of a link-local
+/// IPv6 address) for `fd`'s type, or with `PORTBINDER_PRELOAD_ANY_ADDRESS=1` any address
+/// of the port of a granted wildcard socket, puts that socket at `fd` and returns bind's
+/// result; `None` lets the real bind(2) handle it.
 pub fn take_over(fd: c_int, target: &SocketAddr) -> Option<c_int> {
     let kind = sys::socket_type(fd)?;
+    let any_address = ANY_ADDRESS.load(Ordering::Relaxed);
     let granted = GRANTED.get()?.iter().find(|g| {
         g.kind == kind
             && g.addr.is_ipv4() == target.is_ipv4()
-            && g.addr.port() == target.port()
-            && (g.addr.ip() == target.ip() || g.addr.ip().is_unspecified())
+            && (g.addr == *target
+                || (any_address && g.addr.ip().is_unspecified() && g.addr.port() == target.port()))
     })?;
     Some(sys::replace(granted.fd, fd))
 }

@@ -4,12 +4,15 @@
 //!
 //! `portbinder exec --preload NAME -- PROGRAM` fetches the binding, places its sockets at
 //! fds 3, 4, …, names them in `PORTBINDER_FDS` and execs PROGRAM with this library
-//! preloaded. When the program binds an address that a granted socket is bound to (same
-//! family, type and port, and the same address or a granted wildcard), the shim puts the
+//! preloaded. When the program binds exactly the address a granted socket is bound to (same
+//! family, type, protocol, IP and port), the shim puts the
 //! granted socket in place of the program's socket (dup3 onto the same fd number, keeping
 //! the program's close-on-exec and O_NONBLOCK choices) and returns 0, so the program's
 //! listen() and accept() work on the shared socket. Everything else goes to the real
-//! bind(2). The shim opens no connection, prints nothing, never unwinds into C (a panic
+//! bind(2): a bind of 127.0.0.1:80 with a granted 0.0.0.0:80 is the real one, so a service
+//! meant for loopback only is not exposed on every interface, unless
+//! `PORTBINDER_PRELOAD_ANY_ADDRESS=1` (what `exec --preload-any-address` sets) asks for a
+//! granted wildcard socket to serve any address of its port. The shim opens no connection, prints nothing, never unwinds into C (a panic
 //! becomes EINVAL), and by default removes itself from the environment so the program's
 //! children do not inherit it (set `PORTBINDER_PRELOAD_INHERIT=1` to keep it).
 //!

@@ -69,11 +69,12 @@ pub unsafe fn read_sockaddr(addr: *const sockaddr, len: socklen_t) -> Option<Soc
             // SAFETY: as above, for sockaddr_in6.
             let sin6 = unsafe { addr.cast::<libc::sockaddr_in6>().read_unaligned() };
             let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            // The flow label plays no part in bind; the scope does (fe80::1%eth0).
             Some(SocketAddr::V6(SocketAddrV6::new(
                 ip,
                 u16::from_be(sin6.sin6_port),
                 0,
-                0,
+                sin6.sin6_scope_id,
             )))
         }
         _ => None,
