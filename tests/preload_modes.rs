@@ -1,5 +1,6 @@
-//! Which binds the preload shim serves: an exact address match unless the wildcard match is
-//! asked for (issue 10, item 2).
+//! Which binds the preload shim serves, and how: an exact address match unless the wildcard
+//! match is asked for (issue 10, item 2), and the shared socket's blocking mode left as it
+//! is, with a warning when the program asked for the other one (issue 11).
 
 mod common;
 
@@ -115,4 +116,86 @@ fn preload_any_address_flag_serves_a_loopback_bind_with_the_wildcard_socket() {
 #[test]
 fn preload_any_address_variable_serves_a_loopback_bind_with_the_wildcard_socket() {
     loopback_bind_served_with(&[], true);
+}
+
+/// The one line the shim prints when the program's mode differs from the shared socket's.
+fn mode_warning(shared: &str, asked: &str, setting: &str) -> String {
+    format!(
+        "portbinder-preload: bind 0.0.0.0:80 (binding http): the shared socket is {shared} \
+         and this program asked for {asked}; it stays {shared}, since the mode is shared by \
+         every holder: set `nonblocking = {setting}` in the binding's configuration\n"
+    )
+}
+
+#[test]
+fn nonblocking_program_on_a_blocking_binding_is_warned_and_the_shared_mode_kept() {
+    let env = TestEnv::new();
+    let daemon = env.serve(&env.config(BINDINGS));
+    let mut proc = daemonlike(&env, &[], &["socket", "tcp4-nb", "bind", "0.0.0.0:80"]);
+    expect_prefix(&mut proc, "socket tcp4-nb fd ");
+    let bound = expect_bound(&mut proc, "0.0.0.0:80");
+    let outcome = proc.finish(EXIT_TIMEOUT);
+    outcome.assert_success();
+    // The program's descriptor shows the shared mode, and so does the daemon's.
+    assert!(!bound.nonblock, "{bound:?}\n{outcome}");
+    assert!(!holds_nonblocking(daemon.pid(), bound.inode));
+    assert_eq!(
+        outcome.stderr,
+        mode_warning("blocking", "non-blocking", "true"),
+        "{outcome}"
+    );
+
+    // A program asking for the socket's own mode hears nothing.
+    let mut proc = daemonlike(&env, &[], &["socket", "tcp4", "bind", "0.0.0.0:80"]);
+    expect_prefix(&mut proc, "socket tcp4 fd ");
+    assert!(!expect_bound(&mut proc, "0.0.0.0:80").nonblock);
+    let outcome = proc.finish(EXIT_TIMEOUT);
+    outcome.assert_success();
+    assert_eq!(outcome.stderr, "", "{outcome}");
+}
+
+#[test]
+fn blocking_program_on_a_nonblocking_socket_is_warned_and_the_shared_mode_kept() {
+    let env = TestEnv::new();
+    let daemon = env.serve(&env.config(BINDINGS));
+    // Another holder makes the shared socket non-blocking (as `nonblocking = true` would).
+    let socket_dir = env.socket_dir();
+    Proc::spawn(
+        env.portbinder_as(
+            WWW_DATA,
+            &[
+                "exec",
+                "--socket-dir",
+                socket_dir.to_str().unwrap(),
+                "http",
+                "--",
+                "/usr/bin/python3",
+                "-c",
+                "import fcntl, os; fcntl.fcntl(3, fcntl.F_SETFL, fcntl.fcntl(3, fcntl.F_GETFL) | os.O_NONBLOCK)",
+            ],
+        ),
+        "a holder setting O_NONBLOCK",
+    )
+    .finish(EXIT_TIMEOUT)
+    .assert_success();
+
+    let mut proc = daemonlike(&env, &[], &["socket", "tcp4", "bind", "0.0.0.0:80"]);
+    expect_prefix(&mut proc, "socket tcp4 fd ");
+    let bound = expect_bound(&mut proc, "0.0.0.0:80");
+    let outcome = proc.finish(EXIT_TIMEOUT);
+    outcome.assert_success();
+    assert!(bound.nonblock, "{bound:?}\n{outcome}");
+    assert!(holds_nonblocking(daemon.pid(), bound.inode));
+    assert_eq!(
+        outcome.stderr,
+        mode_warning("non-blocking", "blocking", "false"),
+        "{outcome}"
+    );
+
+    let mut proc = daemonlike(&env, &[], &["socket", "tcp4-nb", "bind", "0.0.0.0:80"]);
+    expect_prefix(&mut proc, "socket tcp4-nb fd ");
+    assert!(expect_bound(&mut proc, "0.0.0.0:80").nonblock);
+    let outcome = proc.finish(EXIT_TIMEOUT);
+    outcome.assert_success();
+    assert_eq!(outcome.stderr, "", "{outcome}");
 }

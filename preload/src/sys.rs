@@ -81,7 +81,8 @@ pub unsafe fn read_sockaddr(addr: *const sockaddr, len: socklen_t) -> Option<Soc
     }
 }
 
-fn int_option(fd: c_int, option: c_int) -> Option<c_int> {
+/// An integer SOL_SOCKET option of `fd` (SO_DOMAIN, SO_TYPE, SO_PROTOCOL).
+pub fn socket_option(fd: c_int, option: c_int) -> Option<c_int> {
     let mut value: c_int = 0;
     let mut len = size_of::<c_int>() as socklen_t;
     // SAFETY: getsockopt writes at most `len` bytes into `value`, which has that size.
@@ -101,8 +102,8 @@ fn int_option(fd: c_int, option: c_int) -> Option<c_int> {
 /// SCTP or MPTCP stream socket is never mistaken for TCP.
 pub fn socket_type(fd: c_int) -> Option<(c_int, c_int)> {
     Some((
-        int_option(fd, libc::SO_TYPE)?,
-        int_option(fd, libc::SO_PROTOCOL)?,
+        socket_option(fd, libc::SO_TYPE)?,
+        socket_option(fd, libc::SO_PROTOCOL)?,
     ))
 }
 
@@ -133,25 +134,20 @@ pub fn set_cloexec(fd: c_int) {
     }
 }
 
-/// Puts `granted` at `fd` (dup3), keeping `fd`'s close-on-exec flag and mirroring its
-/// O_NONBLOCK onto the shared socket. Returns 0, or -1 with errno set.
-pub fn replace(granted: c_int, fd: c_int) -> c_int {
+/// Puts `granted` at `fd` (dup3), keeping `fd`'s close-on-exec flag. The shared socket's
+/// O_NONBLOCK is left as it is: it belongs to the open file description every holder
+/// shares. Returns 0 (or -1 with errno set), and the shared socket's O_NONBLOCK when it
+/// differs from what `fd` had.
+pub fn replace(granted: c_int, fd: c_int) -> (c_int, Option<bool>) {
     // SAFETY: fcntl and dup3 act on descriptors only. dup3 atomically closes the program's
     // own, still unbound socket at `fd` and makes `fd` refer to the granted socket, which
     // is exactly the program's intent in binding it.
     unsafe {
         let fd_flags = libc::fcntl(fd, libc::F_GETFD);
-        let status = libc::fcntl(fd, libc::F_GETFL);
-        if fd_flags < 0 || status < 0 {
-            return -1;
-        }
+        let asked = libc::fcntl(fd, libc::F_GETFL);
         let shared = libc::fcntl(granted, libc::F_GETFL);
-        if shared >= 0 && (shared ^ status) & libc::O_NONBLOCK != 0 {
-            libc::fcntl(
-                granted,
-                libc::F_SETFL,
-                (shared & !libc::O_NONBLOCK) | (status & libc::O_NONBLOCK),
-            );
+        if fd_flags < 0 || asked < 0 || shared < 0 {
+            return (-1, None);
         }
         let cloexec = if fd_flags & libc::FD_CLOEXEC != 0 {
             libc::O_CLOEXEC
@@ -159,11 +155,18 @@ pub fn replace(granted: c_int, fd: c_int) -> c_int {
             0
         };
         if libc::dup3(granted, fd, cloexec) < 0 {
-            -1
-        } else {
-            0
+            return (-1, None);
         }
+        let shared_nonblocking = shared & libc::O_NONBLOCK != 0;
+        let differs = shared_nonblocking != (asked & libc::O_NONBLOCK != 0);
+        (0, differs.then_some(shared_nonblocking))
     }
+}
+
+/// Writes `bytes` to fd 2 (one write; a short or failed write is not retried).
+pub fn write_stderr(bytes: &[u8]) {
+    // SAFETY: write reads `bytes.len()` bytes from a live slice.
+    unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
 }
 
 /// Sets or unsets an environment variable from the load-time constructor.

@@ -17,6 +17,9 @@ use super::sys;
 
 /// The variable through which `--preload` tells the shim which descriptors it may use.
 pub const PRELOAD_FDS_VAR: &str = "PORTBINDER_FDS";
+/// The variable naming each descriptor's binding for the shim (as `LISTEN_FDNAMES`), which
+/// it names in its warnings.
+pub const PRELOAD_NAMES_VAR: &str = "PORTBINDER_FDNAMES";
 /// The variable that makes the shim serve a bind of any address with a wildcard socket.
 pub const PRELOAD_ANY_ADDRESS_VAR: &str = "PORTBINDER_PRELOAD_ANY_ADDRESS";
 /// The shim's file name.
@@ -184,6 +187,7 @@ fn prepare(request: &Request) -> Result<Command, ExecError> {
             command
                 .env("LD_PRELOAD", preload)
                 .env(PRELOAD_FDS_VAR, numbers.join(","))
+                .env(PRELOAD_NAMES_VAR, names.join(":"))
                 .env_remove("LISTEN_FDS")
                 .env_remove("LISTEN_PID")
                 .env_remove("LISTEN_FDNAMES");
