@@ -17,6 +17,9 @@ pub enum Warning {
         /// Whether the shared socket is non-blocking.
         shared_nonblocking: bool,
     },
+    /// The granted socket is no longer where the shim kept it (closed or replaced by a
+    /// system call the shim does not see): the real bind(2) is used.
+    Lost,
 }
 
 /// A line buffer on the stack; what does not fit is cut off.
@@ -57,6 +60,11 @@ fn format(line: &mut Line, warning: Warning, addr: &SocketAddr, binding: &str) -
             shared = mode(shared_nonblocking),
             asked = mode(!shared_nonblocking),
             setting = !shared_nonblocking,
+        ),
+        Warning::Lost => write!(
+            line,
+            ": the granted socket was closed or replaced behind the shim's back (a raw \
+             close_range or dup2 system call?): using the real bind()"
         ),
     }
 }
@@ -113,6 +121,7 @@ mod tests {
                  program asked for blocking; it stays non-blocking"
             )
         );
+        assert!(text(Warning::Lost, "https").ends_with(": using the real bind()"));
     }
 
     #[test]
