@@ -47,6 +47,13 @@ pub struct ExecArgs {
     /// The shim library (default: beside this executable, else /usr/lib/portbinder).
     #[arg(long, value_name = "PATH", requires = "preload")]
     pub preload_lib: Option<PathBuf>,
+    /// With --preload, also serve a bind of a specific address (127.0.0.1:80) with the
+    /// binding's wildcard socket of the same port (0.0.0.0:80), which listens on every
+    /// interface. Without it only a bind of exactly a granted address is served, and any
+    /// other goes to the real bind(2). Sets PORTBINDER_PRELOAD_ANY_ADDRESS=1, which the shim
+    /// also reads from the environment.
+    #[arg(long, requires = "preload")]
+    pub preload_any_address: bool,
     /// Binding names, comma- or space-separated; their sockets are placed in this order.
     #[arg(required = true, value_name = "NAME[,NAME...]", value_delimiter = ',')]
     pub names: Vec<String>,

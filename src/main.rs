@@ -33,6 +33,7 @@ fn main() -> ExitCode {
                     args.preload_lib
                         .unwrap_or_else(portbinder::caller::exec::find_shim)
                 }),
+                any_address: args.preload_any_address,
                 command: args.command,
             };
             // SAFETY: `portbinder` never starts a thread; this is its only one.

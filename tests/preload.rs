@@ -168,3 +168,36 @@ fn missing_shim_is_an_error_not_a_silent_fallback() {
         ],
     );
 }
+
+#[test]
+fn children_that_inherit_the_shim_get_the_sockets_it_kept() {
+    let env = TestEnv::new();
+    let daemon = env.serve(&env.config(ANY_ADDRESS_HTTP));
+    let program = common::shim::compile_c(&env, "daemonlike");
+    // The shell is the preloaded program; its shim moves the sockets up and, asked to let
+    // children inherit it, names their new numbers (with their inodes) for the child's shim.
+    let script = format!(
+        "echo \"$PORTBINDER_FDS\"; exec {} socket tcp4 bind 0.0.0.0:80",
+        program.display()
+    );
+    let mut cmd = exec_preload(&env, &["/bin/sh".as_ref(), "-c".as_ref(), script.as_ref()]);
+    cmd.env("PORTBINDER_PRELOAD_INHERIT", "1");
+    let mut proc = Proc::spawn(cmd, "sh -c 'exec daemonlike' inheriting the shim");
+    let fds = proc.next_line(EXIT_TIMEOUT);
+    let held = common::shim::socket_inodes(daemon.pid());
+    let kept: Vec<(i32, u64)> = fds
+        .split(',')
+        .map(|e| {
+            let (fd, inode) = e.split_once(':').expect("FD:INODE");
+            (fd.parse().unwrap(), inode.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(kept.len(), 2, "{fds}");
+    for (fd, inode) in &kept {
+        assert!(*fd > 4 && held.contains(inode), "{fds} vs {held:?}");
+    }
+    proc.expect_line("socket tcp4 fd 3", EXIT_TIMEOUT);
+    let bound = common::shim::expect_bound(&mut proc, "0.0.0.0:80");
+    assert_eq!(bound.inode, kept[0].1, "{bound:?}");
+    proc.finish(EXIT_TIMEOUT).assert_success();
+}

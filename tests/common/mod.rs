@@ -42,6 +42,7 @@ mod netns;
 mod process;
 mod procfs;
 mod reports;
+pub mod shim;
 mod syslog;
 mod test_env;
 mod users;
