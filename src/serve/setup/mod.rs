@@ -8,6 +8,7 @@
 pub mod bind;
 pub mod fdstore;
 pub mod listenfds;
+pub mod options;
 pub mod privdrop;
 pub mod sockdir;
 pub mod socket;
