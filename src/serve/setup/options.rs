@@ -313,8 +313,8 @@ fn buffer(fd: &OwnedFd, which: Buffer, bytes: u32, origin: Origin) -> Result<(),
         field,
         value: bytes.to_string(),
         problem: format!(
-            "the kernel capped it at {} bytes ({sysctl}): beyond that it takes {}, which \
-             needs CAP_NET_ADMIN, which this process does not have",
+            "the kernel capped it at {} bytes ({sysctl}): a larger buffer needs {} and so \
+             CAP_NET_ADMIN, which this process does not have",
             has / 2,
             match which {
                 Buffer::Receive => "SO_RCVBUFFORCE",
