@@ -472,3 +472,33 @@ fn with_cap_net_admin_in_the_ambient_set_mark_is_applied_and_then_dropped() {
         );
     }
 }
+
+#[test]
+fn the_nonblocking_flag_serves_a_one_off_bind_to_the_gists_app() {
+    let env = TestEnv::new();
+    let dir = env.socket_dir();
+    let daemon = Daemon::start(&[
+        "--bind".as_ref(),
+        "http=127.0.0.1:80".as_ref(),
+        "--group".as_ref(),
+        "www-data".as_ref(),
+        "--user".as_ref(),
+        "nobody".as_ref(),
+        "--socket-dir".as_ref(),
+        dir.as_os_str(),
+        "--nonblocking".as_ref(),
+    ]);
+    daemon
+        .wait_event("start", &[("binding", "http")])
+        .assert_fields(&[("nonblocking", "1")]);
+    let app = gist_app(&env, &daemon);
+    let reply = get(Duration::from_secs(30)).expect("an answer through portbinder");
+    assert!(
+        reply.ends_with(&format!("Hello from {}", app.pid())),
+        "{reply}"
+    );
+    // The flag describes --bind bindings only.
+    let outcome = run(&["serve", "--nonblocking"]);
+    assert_eq!(outcome.code, Some(2), "{outcome}");
+    assert!(outcome.stderr.contains("--bind"), "{outcome}");
+}

@@ -11,6 +11,7 @@
 //! they are unless set.
 
 use std::ffi::OsString;
+use std::fmt;
 use std::os::fd::{AsFd, OwnedFd};
 
 use nix::errno::Errno;
@@ -31,18 +32,29 @@ pub enum Origin {
 }
 
 /// An option that could not be given to a socket.
-#[derive(Debug, thiserror::Error)]
-#[error("`{field} = {value}`: {problem}\n  fix: {fix}")]
+#[derive(Debug)]
 pub struct OptionError {
     /// The configuration key.
     pub field: &'static str,
-    /// The value it asks for.
-    pub value: String,
+    /// The value it asks for (`None`: not set, so the default).
+    pub value: Option<String>,
     /// What went wrong (the missing privilege, the socket's own value…).
     pub problem: String,
     /// What the operator can do.
     pub fix: String,
 }
+
+impl fmt::Display for OptionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.value {
+            Some(value) => write!(f, "`{} = {value}`", self.field)?,
+            None => write!(f, "`{}` (not set)", self.field)?,
+        }
+        write!(f, ": {}\n  fix: {}", self.problem, self.fix)
+    }
+}
+
+impl std::error::Error for OptionError {}
 
 /// How to get CAP_NET_ADMIN, for the messages.
 const NET_ADMIN_FIX: &str = "start portbinder as root (it gives the capability up before it \
@@ -106,7 +118,7 @@ fn set<O: SetSockOpt>(
 fn failed(field: &'static str, value: String, errno: Errno) -> OptionError {
     OptionError {
         field,
-        value,
+        value: Some(value),
         problem: format!("the kernel refused it: {errno}"),
         fix: "remove the option, or check that this kernel supports it".to_owned(),
     }
@@ -172,7 +184,7 @@ fn ipv6_only(fd: &OwnedFd, want: bool, origin: Origin) -> Result<(), OptionError
     }
     Err(OptionError {
         field: "ipv6_only",
-        value: flag(want),
+        value: Some(flag(want)),
         problem: format!(
             "the inherited socket has IPV6_V6ONLY {}, which no socket can change once it is bound",
             u8::from(has)
@@ -188,50 +200,40 @@ fn ipv6_only(fd: &OwnedFd, want: bool, origin: Origin) -> Result<(), OptionError
 
 /// SO_BINDTODEVICE; changing the device of a socket bound to one needs CAP_NET_RAW.
 fn device(fd: &OwnedFd, want: Option<&str>, origin: Origin) -> Result<(), OptionError> {
-    let has = getsockopt(fd, sockopt::BindToDevice)
-        .map_err(|e| failed("bind_to_device", want.unwrap_or("").to_owned(), e))?;
+    let field = "bind_to_device";
+    let value = want.map(|name| format!("\"{name}\""));
+    let fail = |errno| failed(field, value.clone().unwrap_or_default(), errno);
+    let has = getsockopt(fd, sockopt::BindToDevice).map_err(fail)?;
     let has = has.to_string_lossy().into_owned();
-    if has == want.unwrap_or("") {
+    let target = want.unwrap_or("");
+    if has == target {
         return Ok(());
     }
-    let value = format!("\"{}\"", want.unwrap_or(""));
-    let field = "bind_to_device";
-    match setsockopt(
-        fd,
-        sockopt::BindToDevice,
-        &OsString::from(want.unwrap_or("")),
-    ) {
+    let error = |problem: String, fix: String| OptionError {
+        field,
+        value: value.clone(),
+        problem,
+        fix,
+    };
+    match setsockopt(fd, sockopt::BindToDevice, &OsString::from(target)) {
         Ok(()) => Ok(()),
-        Err(Errno::ENODEV) => Err(OptionError {
-            field,
-            value,
-            problem: "this network namespace has no interface of that name".to_owned(),
-            fix: "create the interface before portbinder starts (`ip link` lists them; under \
-                  systemd order the service After= its .device unit), or fix the name"
+        Err(Errno::ENODEV) => Err(error(
+            "this network namespace has no interface of that name".to_owned(),
+            "create the interface before portbinder starts (`ip link` lists them; under \
+             systemd order the service After= its .device unit), or fix the name"
                 .to_owned(),
-        }),
-        Err(Errno::EPERM) => Err(OptionError {
-            field,
-            value: if want.is_some() {
-                value
-            } else {
-                "(unset)".to_owned()
-            },
-            problem: format!(
-                "the {} socket is bound to the interface `{has}`, and changing that needs \
-                 CAP_NET_RAW, which this process does not have",
-                if origin == Origin::Inherited {
-                    "inherited"
-                } else {
-                    "new"
-                }
+        )),
+        Err(Errno::EPERM) if origin == Origin::Inherited => Err(error(
+            format!(
+                "the inherited socket is bound to the interface `{has}`, and changing that \
+                 needs CAP_NET_RAW, which this process does not have"
             ),
-            fix: format!(
-                "set `bind_to_device = \"{has}\"`, or give the socket unit the same \
-                 BindToDevice=, or start portbinder as root"
+            format!(
+                "set `bind_to_device = \"{has}\"` for this binding, or change the socket \
+                 unit's BindToDevice=, or start portbinder as root"
             ),
-        }),
-        Err(errno) => Err(failed(field, value, errno)),
+        )),
+        Err(errno) => Err(fail(errno)),
     }
 }
 
@@ -240,32 +242,36 @@ fn mark(fd: &OwnedFd, want: Option<u32>, origin: Origin) -> Result<(), OptionErr
     if want.is_none() && origin == Origin::New {
         return Ok(());
     }
-    let value = want.map_or_else(|| "(unset)".to_owned(), |m| m.to_string());
-    let has = getsockopt(fd, sockopt::Mark).map_err(|e| failed("mark", value.clone(), e))?;
+    let value = want.map(|m| m.to_string());
+    let fail = |errno| failed("mark", value.clone().unwrap_or_default(), errno);
+    let has = getsockopt(fd, sockopt::Mark).map_err(fail)?;
     let target = want.unwrap_or(0);
     if has == target {
         return Ok(());
     }
+    let missing = "setting SO_MARK needs CAP_NET_ADMIN, which this process does not have";
     match setsockopt(fd, sockopt::Mark, &target) {
         Ok(()) => Ok(()),
+        Err(Errno::EPERM) if origin == Origin::Inherited => Err(OptionError {
+            field: "mark",
+            value,
+            problem: format!("the inherited socket has the mark {has}, and {missing}"),
+            fix: format!(
+                "set `mark = {has}` for this binding, or {} the socket unit, or {NET_ADMIN_FIX}",
+                if target == 0 {
+                    "remove Mark= from".to_owned()
+                } else {
+                    format!("set Mark={target} in")
+                }
+            ),
+        }),
         Err(Errno::EPERM) => Err(OptionError {
             field: "mark",
             value,
-            problem: if origin == Origin::Inherited {
-                format!(
-                    "the inherited socket has the mark {has}, and setting SO_MARK needs \
-                     CAP_NET_ADMIN, which this process does not have"
-                )
-            } else {
-                "setting SO_MARK needs CAP_NET_ADMIN, which this process does not have".to_owned()
-            },
-            fix: if origin == Origin::Inherited {
-                format!("give the socket unit Mark={target}, or {NET_ADMIN_FIX}")
-            } else {
-                NET_ADMIN_FIX.to_owned()
-            },
+            problem: missing.to_owned(),
+            fix: NET_ADMIN_FIX.to_owned(),
         }),
-        Err(errno) => Err(failed("mark", value, errno)),
+        Err(errno) => Err(fail(errno)),
     }
 }
 
@@ -311,7 +317,7 @@ fn buffer(fd: &OwnedFd, which: Buffer, bytes: u32, origin: Origin) -> Result<(),
     }
     Err(OptionError {
         field,
-        value: bytes.to_string(),
+        value: Some(bytes.to_string()),
         problem: format!(
             "the kernel capped it at {} bytes ({sysctl}): a larger buffer needs {} and so \
              CAP_NET_ADMIN, which this process does not have",
