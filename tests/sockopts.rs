@@ -340,6 +340,10 @@ fn bad_option_values_are_refused_naming_file_binding_field_and_value() {
         ),
         (format!("{dns}defer_accept = 5\n"), &["binding `dns`: field `defer_accept`: applies to TCP sockets, and the binding has no tcp:// address: remove it"]),
         (format!("{dns}ipv6_only = false\n"), &["binding `dns`: field `ipv6_only`: applies to IPv6 sockets"]),
+        (
+            "\n[binding.http]\nlisten = [\"[::1]:80\"]\ngroup = \"www-data\"\nipv6_only = false\n".to_owned(),
+            &["binding `http`: field `ipv6_only`: false changes only `[::]:PORT` (and IPv4-mapped) addresses, and the binding has none"],
+        ),
         (format!("{http}keepalive_count = 0\n"), &["binding `http`: field `keepalive_count`: 0 is out of range: use 1 to 127"]),
         (format!("{http}fast_open = 100000\n"), &["binding `http`: field `fast_open`: 100000 is out of range"]),
         (format!("{http}receive_buffer = \"lots\"\n"), &["binding `http`: field `receive_buffer`: \"lots\" is not a buffer size", "\"8M\""]),

@@ -199,3 +199,27 @@ fn a_mark_the_unprivileged_daemon_cannot_change_is_refused_and_a_matching_one_ad
         .assert_fields(&[("adopted", "1"), ("mark", "5")]);
     assert_eq!(getsockopt(&listener, sockopt::Mark).unwrap(), 5);
 }
+
+#[test]
+fn a_device_the_unprivileged_daemon_cannot_unbind_is_refused_naming_it() {
+    let env = TestEnv::new();
+    let listener = TcpListener::bind("127.0.0.1:80").unwrap();
+    setsockopt(&listener, sockopt::BindToDevice, &"lo".into()).unwrap();
+    let config = env.config(HTTP);
+    Proc::spawn(as_unit_user(&env, &listener, &config), "portbinder serve")
+        .finish(EXIT_TIMEOUT)
+        .assert_error(
+            4,
+            &[
+                "cannot give tcp://127.0.0.1:80 of binding `http`",
+                "`bind_to_device` (not set): the inherited socket is bound to the interface `lo`, and changing that needs CAP_NET_RAW, which this process does not have",
+                "fix: set `bind_to_device = \"lo\"` for this binding",
+            ],
+        );
+    assert!(env.socket_files().is_empty());
+    let config = env.config(&format!("{HTTP}bind_to_device = \"lo\"\n"));
+    let daemon = Daemon::spawn(as_unit_user(&env, &listener, &config));
+    daemon
+        .wait_event("start", &[("binding", "http")])
+        .assert_fields(&[("adopted", "1"), ("bind_to_device", "lo")]);
+}

@@ -160,6 +160,18 @@ pub fn validate(
         Applies::Tcp,
     );
 
+    // bind(2) makes every IPv6 socket but `[::]` and the IPv4-mapped ones IPv6-only.
+    let dual_capable = listen.iter().any(|a| a.dual_stack_ipv4().is_some());
+    if raw.ipv6_only == Some(false) && has_ipv6 && !dual_capable {
+        problems.push((
+            "ipv6_only",
+            "false changes only `[::]:PORT` (and IPv4-mapped) addresses, and the binding has \
+             none: the kernel makes a socket on any other IPv6 address IPv6-only; list \
+             [::]:PORT or remove it"
+                .to_owned(),
+        ));
+    }
+
     let options = SocketOptions {
         nonblocking: raw.nonblocking.unwrap_or(false),
         ipv6_only: raw.ipv6_only.unwrap_or(true),

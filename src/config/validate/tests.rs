@@ -289,6 +289,13 @@ fn dual_stack_bindings_collide_with_ipv4_addresses() {
     );
     assert!(message.contains("binding `a`: field `listen`: tcp://[::ffff:127.0.0.1]:80 is an IPv4-mapped address, which an IPv6-only socket cannot bind: write it as IPv4 (127.0.0.1:80) or set `ipv6_only = false`"), "{message}");
     check("user = \"nobody\"\n[binding.a]\nlisten=[\"[::ffff:127.0.0.1]:80\"]\ngroup=\"root\"\nipv6_only = false").unwrap();
+    let message = problems(
+        "user = \"nobody\"\n[binding.a]\nlisten=[\"[::1]:80\"]\ngroup=\"root\"\nipv6_only = false",
+    );
+    assert!(
+        message.contains("binding `a`: field `ipv6_only`: false changes only `[::]:PORT`"),
+        "{message}"
+    );
 }
 
 #[test]

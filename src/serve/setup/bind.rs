@@ -115,7 +115,7 @@ pub fn bind_all(
                 option: Box::new(option),
             };
             if let Some(fd) = adopt(&mut pool, binding, want)? {
-                options::apply(&fd, want, &binding.options, options::Origin::Inherited)
+                options::apply(&fd, want, &binding.options, options::Made::Inherited)
                     .map_err(option_error)?;
                 bound.fds.push(fd);
                 bound.adopted += 1;
@@ -127,7 +127,7 @@ pub fn bind_all(
                 errno,
             };
             let fd = socket::create(want).map_err(bind_error)?;
-            options::apply(&fd, want, &binding.options, options::Origin::New)
+            options::apply(&fd, want, &binding.options, options::Made::Here)
                 .map_err(option_error)?;
             socket::bind(&fd, want, binding.backlog).map_err(bind_error)?;
             bound.fds.push(fd);

@@ -22,11 +22,11 @@ use crate::config::SocketOptions;
 use crate::config::address::{ListenAddr, Proto};
 use crate::serve::sys;
 
-/// Where a socket comes from, which decides what can still change.
+/// Where a socket was made, which decides what can still change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
+pub enum Made {
     /// Made here and not bound yet: everything can be set.
-    New,
+    Here,
     /// Inherited and bound (and, for TCP, listening).
     Inherited,
 }
@@ -66,16 +66,16 @@ pub fn apply(
     fd: &OwnedFd,
     addr: &ListenAddr,
     options: &SocketOptions,
-    origin: Origin,
+    made: Made,
 ) -> Result<(), OptionError> {
     let tcp = addr.proto == Proto::Tcp;
     // An inherited socket is put back to the defaults too; a new one has them already.
-    let reset = origin == Origin::Inherited;
+    let reset = made == Made::Inherited;
     if addr.addr.is_ipv6() {
         // bind(2) makes a socket on any IPv6 address but `[::]` and the IPv4-mapped ones
         // IPv6-only whatever was asked: that is what an inherited one has then.
         let only = options.ipv6_only || addr.dual_stack_ipv4().is_none();
-        ipv6_only(fd, only, origin)?;
+        ipv6_only(fd, only, made)?;
     }
     let reuse = options.reuse_address_for(addr.proto);
     if reset || reuse {
@@ -85,13 +85,13 @@ pub fn apply(
         let on = options.free_bind;
         set(fd, "free_bind", sockopt::IpFreebind, &on, flag(on))?;
     }
-    device(fd, options.bind_to_device.as_deref(), origin)?;
-    mark(fd, options.mark, origin)?;
+    device(fd, options.bind_to_device.as_deref(), made)?;
+    mark(fd, options.mark, made)?;
     if let Some(bytes) = options.receive_buffer {
-        buffer(fd, Buffer::Receive, bytes, origin)?;
+        buffer(fd, Buffer::Receive, bytes, made)?;
     }
     if let Some(bytes) = options.send_buffer {
-        buffer(fd, Buffer::Send, bytes, origin)?;
+        buffer(fd, Buffer::Send, bytes, made)?;
     }
     if tcp {
         tcp_options(fd, options, reset)?;
@@ -173,13 +173,13 @@ fn tcp_options(fd: &OwnedFd, options: &SocketOptions, reset: bool) -> Result<(),
 }
 
 /// IPV6_V6ONLY can only be chosen before bind(2): an inherited socket must have it already.
-fn ipv6_only(fd: &OwnedFd, want: bool, origin: Origin) -> Result<(), OptionError> {
+fn ipv6_only(fd: &OwnedFd, want: bool, made: Made) -> Result<(), OptionError> {
     let has =
         getsockopt(fd, sockopt::Ipv6V6Only).map_err(|e| failed("ipv6_only", flag(want), e))?;
     if has == want {
         return Ok(());
     }
-    if origin == Origin::New {
+    if made == Made::Here {
         return set(fd, "ipv6_only", sockopt::Ipv6V6Only, &want, flag(want));
     }
     Err(OptionError {
@@ -199,7 +199,7 @@ fn ipv6_only(fd: &OwnedFd, want: bool, origin: Origin) -> Result<(), OptionError
 }
 
 /// SO_BINDTODEVICE; changing the device of a socket bound to one needs CAP_NET_RAW.
-fn device(fd: &OwnedFd, want: Option<&str>, origin: Origin) -> Result<(), OptionError> {
+fn device(fd: &OwnedFd, want: Option<&str>, made: Made) -> Result<(), OptionError> {
     let field = "bind_to_device";
     let value = want.map(|name| format!("\"{name}\""));
     let fail = |errno| failed(field, value.clone().unwrap_or_default(), errno);
@@ -223,7 +223,7 @@ fn device(fd: &OwnedFd, want: Option<&str>, origin: Origin) -> Result<(), Option
              systemd order the service After= its .device unit), or fix the name"
                 .to_owned(),
         )),
-        Err(Errno::EPERM) if origin == Origin::Inherited => Err(error(
+        Err(Errno::EPERM) if made == Made::Inherited => Err(error(
             format!(
                 "the inherited socket is bound to the interface `{has}`, and changing that \
                  needs CAP_NET_RAW, which this process does not have"
@@ -238,8 +238,8 @@ fn device(fd: &OwnedFd, want: Option<&str>, origin: Origin) -> Result<(), Option
 }
 
 /// SO_MARK needs CAP_NET_ADMIN to be set, to any value: it is set only when it differs.
-fn mark(fd: &OwnedFd, want: Option<u32>, origin: Origin) -> Result<(), OptionError> {
-    if want.is_none() && origin == Origin::New {
+fn mark(fd: &OwnedFd, want: Option<u32>, made: Made) -> Result<(), OptionError> {
+    if want.is_none() && made == Made::Here {
         return Ok(());
     }
     let value = want.map(|m| m.to_string());
@@ -252,7 +252,7 @@ fn mark(fd: &OwnedFd, want: Option<u32>, origin: Origin) -> Result<(), OptionErr
     let missing = "setting SO_MARK needs CAP_NET_ADMIN, which this process does not have";
     match setsockopt(fd, sockopt::Mark, &target) {
         Ok(()) => Ok(()),
-        Err(Errno::EPERM) if origin == Origin::Inherited => Err(OptionError {
+        Err(Errno::EPERM) if made == Made::Inherited => Err(OptionError {
             field: "mark",
             value,
             problem: format!("the inherited socket has the mark {has}, and {missing}"),
@@ -285,7 +285,7 @@ enum Buffer {
 /// SO_RCVBUFFORCE / SO_SNDBUFFORCE (CAP_NET_ADMIN, no limit), else SO_RCVBUF / SO_SNDBUF
 /// (capped at net.core.rmem_max / wmem_max). The kernel keeps twice the value asked for
 /// (for its bookkeeping), which is what getsockopt reads back; anything less means capped.
-fn buffer(fd: &OwnedFd, which: Buffer, bytes: u32, origin: Origin) -> Result<(), OptionError> {
+fn buffer(fd: &OwnedFd, which: Buffer, bytes: u32, made: Made) -> Result<(), OptionError> {
     let (field, sysctl, unit_key) = match which {
         Buffer::Receive => ("receive_buffer", "net.core.rmem_max", "ReceiveBuffer="),
         Buffer::Send => ("send_buffer", "net.core.wmem_max", "SendBuffer="),
@@ -329,7 +329,7 @@ fn buffer(fd: &OwnedFd, which: Buffer, bytes: u32, origin: Origin) -> Result<(),
         ),
         fix: format!(
             "{NET_ADMIN_FIX}; or raise {sysctl} to at least {bytes}{}",
-            if origin == Origin::Inherited {
+            if made == Made::Inherited {
                 format!("; or give the socket unit {unit_key}{bytes}")
             } else {
                 String::new()
@@ -381,7 +381,7 @@ mod tests {
             ..SocketOptions::default()
         };
         let fd = socket::create(&want).unwrap();
-        apply(&fd, &want, &options, Origin::New).unwrap();
+        apply(&fd, &want, &options, Made::Here).unwrap();
         socket::bind(&fd, &want, 16).unwrap();
         assert!(is_nonblocking(&fd));
         assert!(!getsockopt(&fd, sockopt::Ipv6V6Only).unwrap());
@@ -402,9 +402,9 @@ mod tests {
             free_bind: true,
             ..SocketOptions::default()
         };
-        apply(&fd, &want, &custom, Origin::New).unwrap();
+        apply(&fd, &want, &custom, Made::Here).unwrap();
         socket::bind(&fd, &want, 16).unwrap();
-        apply(&fd, &want, &SocketOptions::default(), Origin::Inherited).unwrap();
+        apply(&fd, &want, &SocketOptions::default(), Made::Inherited).unwrap();
         assert!(!is_nonblocking(&fd));
         assert!(!getsockopt(&fd, sockopt::KeepAlive).unwrap());
         assert!(!getsockopt(&fd, sockopt::IpFreebind).unwrap());
@@ -414,13 +414,13 @@ mod tests {
     fn an_inherited_socket_of_the_other_v6only_is_refused_with_the_fix() {
         let want = addr(Proto::Udp, "[::]:0");
         let fd = socket::create(&want).unwrap();
-        apply(&fd, &want, &SocketOptions::default(), Origin::New).unwrap();
+        apply(&fd, &want, &SocketOptions::default(), Made::Here).unwrap();
         socket::bind(&fd, &want, 16).unwrap();
         let dual = SocketOptions {
             ipv6_only: false,
             ..SocketOptions::default()
         };
-        let error = apply(&fd, &want, &dual, Origin::Inherited).unwrap_err();
+        let error = apply(&fd, &want, &dual, Made::Inherited).unwrap_err();
         assert_eq!(error.field, "ipv6_only");
         let text = error.to_string();
         assert!(
