@@ -107,6 +107,10 @@ pub struct ConfigArgs {
     /// A group allowed to fetch the --bind sockets. Repeatable.
     #[arg(long, value_name = "GROUP", requires = "bind")]
     pub allow_group: Vec<String>,
+    /// Make the --bind sockets non-blocking (O_NONBLOCK, shared by every holder), as
+    /// event-loop servers such as Tornado need; `nonblocking = true` in a file.
+    #[arg(long, requires = "bind")]
+    pub nonblocking: bool,
 }
 
 impl ConfigArgs {
@@ -146,6 +150,8 @@ impl ConfigArgs {
                 mode: self.mode.clone().map(config::Mode::Text),
                 allow_users: self.allow_user.clone(),
                 allow_groups: self.allow_group.clone(),
+                nonblocking: self.nonblocking.then_some(true),
+                ..RawBinding::default()
             };
             if raw.binding.insert(name.to_owned(), binding).is_some() {
                 return Err(ConfigError::Invalid {

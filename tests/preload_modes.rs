@@ -7,12 +7,6 @@ mod common;
 use common::shim::*;
 use common::*;
 
-const BINDINGS: &str = r#"
-[binding.http]
-listen = ["0.0.0.0:80", "[::]:80"]
-group = "www-data"
-"#;
-
 /// Runs `daemonlike STEPS...` under `exec --preload [FLAGS...] http` as www-data.
 fn daemonlike(env: &TestEnv, flags: &[&str], steps: &[&str]) -> Proc {
     let program = compile_c(env, "daemonlike");
@@ -27,7 +21,7 @@ fn daemonlike(env: &TestEnv, flags: &[&str], steps: &[&str]) -> Proc {
 #[test]
 fn loopback_bind_is_not_served_by_a_wildcard_grant() {
     let env = TestEnv::new();
-    let daemon = env.serve(&env.config(BINDINGS));
+    let daemon = env.serve(&env.config(ANY_ADDRESS_HTTP));
     let mut proc = daemonlike(
         &env,
         &[],
@@ -71,7 +65,7 @@ fn loopback_bind_is_not_served_by_a_wildcard_grant() {
 /// With the opt-in, a loopback bind gets the binding's wildcard socket, and serves on it.
 fn loopback_bind_served_with(flags: &[&str], env_var: bool) {
     let env = TestEnv::new();
-    let daemon = env.serve(&env.config(BINDINGS));
+    let daemon = env.serve(&env.config(ANY_ADDRESS_HTTP));
     let program = compile_c(&env, "daemonlike");
     let steps = [
         "socket",
@@ -130,7 +124,7 @@ fn mode_warning(shared: &str, asked: &str, setting: &str) -> String {
 #[test]
 fn nonblocking_program_on_a_blocking_binding_is_warned_and_the_shared_mode_kept() {
     let env = TestEnv::new();
-    let daemon = env.serve(&env.config(BINDINGS));
+    let daemon = env.serve(&env.config(ANY_ADDRESS_HTTP));
     let mut proc = daemonlike(&env, &[], &["socket", "tcp4-nb", "bind", "0.0.0.0:80"]);
     expect_prefix(&mut proc, "socket tcp4-nb fd ");
     let bound = expect_bound(&mut proc, "0.0.0.0:80");
@@ -157,27 +151,8 @@ fn nonblocking_program_on_a_blocking_binding_is_warned_and_the_shared_mode_kept(
 #[test]
 fn blocking_program_on_a_nonblocking_socket_is_warned_and_the_shared_mode_kept() {
     let env = TestEnv::new();
-    let daemon = env.serve(&env.config(BINDINGS));
-    // Another holder makes the shared socket non-blocking (as `nonblocking = true` would).
-    let socket_dir = env.socket_dir();
-    Proc::spawn(
-        env.portbinder_as(
-            WWW_DATA,
-            &[
-                "exec",
-                "--socket-dir",
-                socket_dir.to_str().unwrap(),
-                "http",
-                "--",
-                "/usr/bin/python3",
-                "-c",
-                "import fcntl, os; fcntl.fcntl(3, fcntl.F_SETFL, fcntl.fcntl(3, fcntl.F_GETFL) | os.O_NONBLOCK)",
-            ],
-        ),
-        "a holder setting O_NONBLOCK",
-    )
-    .finish(EXIT_TIMEOUT)
-    .assert_success();
+    // The binding makes the shared socket non-blocking.
+    let daemon = env.serve(&env.config(&format!("{ANY_ADDRESS_HTTP}nonblocking = true\n")));
 
     let mut proc = daemonlike(&env, &[], &["socket", "tcp4", "bind", "0.0.0.0:80"]);
     expect_prefix(&mut proc, "socket tcp4 fd ");

@@ -135,11 +135,13 @@ pub fn run(load: impl FnOnce() -> Result<Config, ConfigError>) -> Result<(), Ser
         .into());
     }
 
-    // 3. Bind (the one step that needs CAP_NET_BIND_SERVICE), adopting inherited sockets.
+    // 3. Bind (the one step that needs CAP_NET_BIND_SERVICE), adopting inherited sockets,
+    //    with each binding's socket options set before bind(2) (SO_MARK and buffers beyond
+    //    the sysctl maximum need CAP_NET_ADMIN, which only a root start has).
     let bind::Bound {
         bindings: bound,
         unused,
-    } = bind::bind_all(&config.bindings, inherited).map_err(SetupError::from)?;
+    } = bind::bind_all(&config.bindings, inherited, &config.origin).map_err(SetupError::from)?;
 
     // 4. The socket directory and the Unix sockets (chown needs root or CAP_CHOWN). From
     //    here on, `endpoints` removes the socket files on every way out.
@@ -260,20 +262,24 @@ fn log_start(
 ) {
     for ((binding, endpoint), sockets) in config.bindings.iter().zip(&endpoints.list).zip(bound) {
         let listen: Vec<String> = binding.listen.iter().map(ToString::to_string).collect();
-        log::info!(
-            "{}",
-            Line::new("start")
-                .field("binding", &binding.name)
-                .field("listen", listen.join(","))
-                .field("socket", endpoint.path.display())
-                .field(
-                    "owner",
-                    ids::user_name(config.user.uid).unwrap_or_else(|| config.user.uid.to_string())
-                )
-                .field("group", &binding.group.name)
-                .field("mode", format_args!("{:04o}", binding.mode))
-                .field("adopted", sockets.adopted)
-        );
+        let line = Line::new("start")
+            .field("binding", &binding.name)
+            .field("listen", listen.join(","))
+            .field("socket", endpoint.path.display())
+            .field(
+                "owner",
+                ids::user_name(config.user.uid).unwrap_or_else(|| config.user.uid.to_string()),
+            )
+            .field("group", &binding.group.name)
+            .field("mode", format_args!("{:04o}", binding.mode))
+            .field("adopted", sockets.adopted);
+        // The socket options: nonblocking always, every other one the binding sets.
+        let line = binding
+            .options
+            .audit_fields()
+            .into_iter()
+            .fold(line, |line, (key, value)| line.field(key, value));
+        log::info!("{line}");
     }
     let line = Line::new("drop")
         .field("result", "verified")

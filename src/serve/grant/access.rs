@@ -46,6 +46,7 @@ mod tests {
             mode: 0o660,
             allow_users: vec![Uid::from_raw(1000)],
             allow_groups: vec![Gid::from_raw(33), Gid::from_raw(50)],
+            options: Default::default(),
         }
     }
 

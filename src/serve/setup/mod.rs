@@ -9,6 +9,7 @@ pub mod bind;
 pub mod endpoint;
 pub mod fdstore;
 pub mod listenfds;
+pub mod options;
 pub mod privdrop;
 pub mod sockdir;
 pub mod socket;
