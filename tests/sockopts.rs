@@ -1,43 +1,20 @@
 //! Per-binding socket options (issue 11): the fdserver gist's own client app, unchanged,
 //! served through a `nonblocking = true` binding (and stuck in accept() without it); every
 //! option read back with getsockopt by a client of the granted sockets; free_bind and
-//! dual-stack shown by real traffic; bad values refused by `check` and `serve`; options that
-//! need a privilege the daemon lacks refused with the privilege named.
+//! dual-stack shown by real traffic. The error paths are in tests/sockopts_errors.rs.
 
 mod common;
 
 use std::fs;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use common::sockopts::{python_as, read_back, sysctl};
 use common::*;
 use nix::sys::signal::Signal;
 use serde_json::Value;
-
-/// Copies `tests/clients/NAME` into the test directory, where other users can read it.
-fn client_script(env: &TestEnv, name: &str) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/clients")
-        .join(name);
-    env.install(&src, name)
-}
-
-/// `python3 SCRIPT ARGS…` as `user`, in the test's network namespace.
-fn python_as(env: &TestEnv, user: User, script: &str, args: &[&str]) -> Proc {
-    let mut cmd = Command::new("/usr/bin/python3");
-    cmd.arg(client_script(env, script))
-        .args(args)
-        .current_dir(env.path())
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("LANG", "C.UTF-8");
-    user.apply(&mut cmd);
-    Proc::spawn(cmd, &format!("{script} as {}", user.name))
-}
 
 /// The gist's app as www-data against binding `http`, once the daemon granted it.
 fn gist_app(env: &TestEnv, daemon: &Daemon) -> Proc {
@@ -48,36 +25,6 @@ fn gist_app(env: &TestEnv, daemon: &Daemon) -> Proc {
         &[("binding", "http"), ("pid", &app.pid().to_string())],
     );
     app
-}
-
-/// What `sockopts.py` reports about the sockets of `binding`.
-fn read_back(env: &TestEnv, binding: &str, extra: &[&str]) -> Value {
-    let socket = env.socket(binding);
-    let mut args = vec![socket.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    python_as(env, WWW_DATA, "sockopts.py", &args)
-        .finish(EXIT_TIMEOUT)
-        .json()
-}
-
-/// Both `check` and `serve` refuse `config` (exit 3), naming the file and every needle;
-/// nothing is left in the socket directory.
-fn assert_refused(env: &TestEnv, config: &Path, needles: &[&str]) {
-    let path = config.to_str().unwrap();
-    let mut all = vec![path];
-    all.extend_from_slice(needles);
-    for outcome in [
-        run_check(&["--config", path]),
-        run_serve_expect_failure(&["--config", path]),
-    ] {
-        outcome.assert_error(3, &all);
-    }
-    assert!(env.socket_files().is_empty(), "{:?}", env.socket_files());
-}
-
-fn sysctl(name: &str) -> u64 {
-    let path = format!("/proc/sys/{}", name.replace('.', "/"));
-    fs::read_to_string(&path).unwrap().trim().parse().unwrap()
 }
 
 /// Sends a GET to 127.0.0.1:80 and reads until the server closes; every wait bounded.
@@ -96,11 +43,8 @@ fn blocked_in(pid: u32) -> Option<i64> {
     text.split_whitespace().next()?.parse().ok()
 }
 
-const GIST_BINDING: &str = r#"
-[binding.http]
-listen = ["127.0.0.1:80"]
-group = "www-data"
-"#;
+/// The binding the gist's app fetches (`--unix_socket` names its socket).
+const GIST_BINDING: &str = HTTP_BINDING;
 
 #[test]
 fn the_gists_app_answers_through_a_nonblocking_binding_two_copies_at_once() {
@@ -154,6 +98,36 @@ fn the_gists_app_is_stuck_in_accept_on_a_blocking_binding() {
         matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) && reply.is_empty(),
         "{error}: {reply:?}"
     );
+}
+
+#[test]
+fn the_nonblocking_flag_serves_a_one_off_bind_to_the_gists_app() {
+    let env = TestEnv::new();
+    let dir = env.socket_dir();
+    let daemon = Daemon::start(&[
+        "--bind".as_ref(),
+        "http=127.0.0.1:80".as_ref(),
+        "--group".as_ref(),
+        "www-data".as_ref(),
+        "--user".as_ref(),
+        "nobody".as_ref(),
+        "--socket-dir".as_ref(),
+        dir.as_os_str(),
+        "--nonblocking".as_ref(),
+    ]);
+    daemon
+        .wait_event("start", &[("binding", "http")])
+        .assert_fields(&[("nonblocking", "1")]);
+    let app = gist_app(&env, &daemon);
+    let reply = get(Duration::from_secs(30)).expect("an answer through portbinder");
+    assert!(
+        reply.ends_with(&format!("Hello from {}", app.pid())),
+        "{reply}"
+    );
+    // The flag describes --bind bindings only.
+    let outcome = run(&["serve", "--nonblocking"]);
+    assert_eq!(outcome.code, Some(2), "{outcome}");
+    assert!(outcome.stderr.contains("--bind"), "{outcome}");
 }
 
 #[test]
@@ -325,184 +299,4 @@ fn a_dual_stack_binding_takes_ipv4_clients_on_its_ipv6_socket() {
         assert!(reply.ends_with("hello from uid 33\n"), "{addr}: {reply}");
     }
     server.finish(EXIT_TIMEOUT).assert_success();
-}
-
-#[test]
-fn bad_option_values_are_refused_naming_file_binding_field_and_value() {
-    let env = TestEnv::new();
-    let http = "\n[binding.http]\nlisten = [\"127.0.0.1:80\", \"[::]:80\"]\ngroup = \"www-data\"\n";
-    let dns = "\n[binding.dns]\nlisten = [\"udp://127.0.0.1:53\"]\ngroup = \"www-data\"\n";
-    let cases: &[(String, &[&str])] = &[
-        (format!("{http}nonblocking = \"yes\"\n"), &["binding `http`", "nonblocking = \"yes\"", "expected a boolean"]),
-        (
-            "\n[binding.http]\nlisten = [\"0.0.0.0:80\", \"[::]:80\"]\ngroup = \"www-data\"\nipv6_only = false\n".to_owned(),
-            &["binding `http`: field `listen`: tcp://0.0.0.0:80 collides with tcp://[::]:80, which takes IPv4 too with `ipv6_only = false`", "remove tcp://0.0.0.0:80"],
-        ),
-        (format!("{dns}defer_accept = 5\n"), &["binding `dns`: field `defer_accept`: applies to TCP sockets, and the binding has no tcp:// address: remove it"]),
-        (format!("{dns}ipv6_only = false\n"), &["binding `dns`: field `ipv6_only`: applies to IPv6 sockets"]),
-        (
-            "\n[binding.http]\nlisten = [\"[::1]:80\"]\ngroup = \"www-data\"\nipv6_only = false\n".to_owned(),
-            &["binding `http`: field `ipv6_only`: false changes only `[::]:PORT` (and IPv4-mapped) addresses, and the binding has none"],
-        ),
-        (format!("{http}keepalive_count = 0\n"), &["binding `http`: field `keepalive_count`: 0 is out of range: use 1 to 127"]),
-        (format!("{http}fast_open = 100000\n"), &["binding `http`: field `fast_open`: 100000 is out of range"]),
-        (format!("{http}receive_buffer = \"lots\"\n"), &["binding `http`: field `receive_buffer`: \"lots\" is not a buffer size", "\"8M\""]),
-        (format!("{http}send_buffer = -5\n"), &["binding `http`: field `send_buffer`: -5 is not a buffer size"]),
-        (format!("{http}mark = 4294967296\n"), &["binding `http`: field `mark`: 4294967296 is out of range: use 0 to 4294967295"]),
-        (format!("{http}bind_to_device = \"much-too-long-name0\"\n"), &["binding `http`: field `bind_to_device`: \"much-too-long-name0\" is 19 bytes long", "`ip link`"]),
-    ];
-    for (bindings, needles) in cases {
-        let config = env.config(bindings);
-        assert_refused(&env, &config, needles);
-    }
-}
-
-#[test]
-fn a_missing_interface_fails_the_start_naming_binding_option_and_value() {
-    let env = TestEnv::new();
-    let config = env.config(&format!("{GIST_BINDING}bind_to_device = \"pbnosuch0\"\n"));
-    run_serve_expect_failure(&["--config".as_ref(), config.as_os_str()]).assert_error(
-        4,
-        &[
-            "tcp://127.0.0.1:80 of binding `http`",
-            config.to_str().unwrap(),
-            "`bind_to_device = \"pbnosuch0\"`",
-            "no interface of that name",
-            "fix:",
-        ],
-    );
-    assert!(env.socket_files().is_empty());
-}
-
-// ------------------------------------------------------------------------------------------
-// Options that need CAP_NET_ADMIN, started as systemd starts the unit: as the run user with
-// ambient capabilities.
-// ------------------------------------------------------------------------------------------
-
-/// `setpriv` as nobody with the ambient capabilities `caps`, then `portbinder serve`.
-fn serve_with_caps(env: &TestEnv, caps: &str, bindings: &str) -> (Command, PathBuf) {
-    if !env.socket_dir().exists() {
-        fs::create_dir(env.socket_dir()).unwrap();
-        std::os::unix::fs::chown(env.socket_dir(), Some(65534), Some(65534)).unwrap();
-        fs::set_permissions(env.socket_dir(), fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let config = env.config(bindings);
-    fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).unwrap();
-    let mut cmd = Command::new("setpriv");
-    cmd.args([
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        &format!("--inh-caps={caps}"),
-        &format!("--ambient-caps={caps}"),
-        "--",
-    ])
-    .arg(binary())
-    .args(["serve".as_ref(), "--config".as_ref(), config.as_os_str()]);
-    (cmd, config)
-}
-
-const UNIT_CAPS: &str = "+net_bind_service,+chown";
-
-#[test]
-fn mark_without_cap_net_admin_fails_with_exit_4_naming_the_privilege() {
-    let env = TestEnv::new();
-    let (cmd, config) = serve_with_caps(&env, UNIT_CAPS, &format!("{GIST_BINDING}mark = 42\n"));
-    Proc::spawn(cmd, "portbinder serve without CAP_NET_ADMIN")
-        .finish(EXIT_TIMEOUT)
-        .assert_error(
-            4,
-            &[
-                "tcp://127.0.0.1:80 of binding `http`",
-                config.to_str().unwrap(),
-                "`mark = 42`",
-                "setting SO_MARK needs CAP_NET_ADMIN, which this process does not have",
-                "fix: start portbinder as root",
-                "AmbientCapabilities=",
-            ],
-        );
-    assert!(env.socket_files().is_empty());
-}
-
-#[test]
-fn buffers_beyond_the_sysctl_maximum_without_cap_net_admin_fail_naming_the_privilege() {
-    let env = TestEnv::new();
-    let max = sysctl("net.core.rmem_max");
-    let (cmd, _) = serve_with_caps(
-        &env,
-        UNIT_CAPS,
-        &format!("{GIST_BINDING}receive_buffer = {}\n", max + 1),
-    );
-    Proc::spawn(cmd, "portbinder serve without CAP_NET_ADMIN")
-        .finish(EXIT_TIMEOUT)
-        .assert_error(
-            4,
-            &[
-                &format!("`receive_buffer = {}`", max + 1),
-                &format!("the kernel capped it at {max} bytes (net.core.rmem_max)"),
-                "a larger buffer needs SO_RCVBUFFORCE and so CAP_NET_ADMIN, which this process does not have",
-                "raise net.core.rmem_max",
-            ],
-        );
-    assert!(env.socket_files().is_empty());
-    // Within the maximum, SO_RCVBUF needs no privilege.
-    let (cmd, _) = serve_with_caps(
-        &env,
-        UNIT_CAPS,
-        &format!("{GIST_BINDING}receive_buffer = {max}\n"),
-    );
-    let _daemon = Daemon::spawn(cmd);
-    assert_eq!(
-        read_back(&env, "http", &[])["fds"][0]["receive_buffer"],
-        2 * max
-    );
-}
-
-#[test]
-fn with_cap_net_admin_in_the_ambient_set_mark_is_applied_and_then_dropped() {
-    let env = TestEnv::new();
-    let (cmd, _) = serve_with_caps(
-        &env,
-        "+net_bind_service,+chown,+net_admin",
-        &format!("{GIST_BINDING}mark = 42\n"),
-    );
-    let daemon = Daemon::spawn(cmd);
-    assert_eq!(read_back(&env, "http", &[])["fds"][0]["mark"], 42);
-    let status = fs::read_to_string(format!("/proc/{}/status", daemon.pid())).unwrap();
-    for caps in ["CapInh", "CapPrm", "CapEff", "CapAmb"] {
-        assert!(
-            status.contains(&format!("{caps}:\t0000000000000000")),
-            "{caps}: {status}"
-        );
-    }
-}
-
-#[test]
-fn the_nonblocking_flag_serves_a_one_off_bind_to_the_gists_app() {
-    let env = TestEnv::new();
-    let dir = env.socket_dir();
-    let daemon = Daemon::start(&[
-        "--bind".as_ref(),
-        "http=127.0.0.1:80".as_ref(),
-        "--group".as_ref(),
-        "www-data".as_ref(),
-        "--user".as_ref(),
-        "nobody".as_ref(),
-        "--socket-dir".as_ref(),
-        dir.as_os_str(),
-        "--nonblocking".as_ref(),
-    ]);
-    daemon
-        .wait_event("start", &[("binding", "http")])
-        .assert_fields(&[("nonblocking", "1")]);
-    let app = gist_app(&env, &daemon);
-    let reply = get(Duration::from_secs(30)).expect("an answer through portbinder");
-    assert!(
-        reply.ends_with(&format!("Hello from {}", app.pid())),
-        "{reply}"
-    );
-    // The flag describes --bind bindings only.
-    let outcome = run(&["serve", "--nonblocking"]);
-    assert_eq!(outcome.code, Some(2), "{outcome}");
-    assert!(outcome.stderr.contains("--bind"), "{outcome}");
 }

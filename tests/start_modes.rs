@@ -27,19 +27,7 @@ fn serve_under_setpriv(setpriv: &[&str], config: &Path) -> Command {
 /// those capabilities, inheritable and ambient, in the socket directory that
 /// RuntimeDirectory= creates for nobody.
 fn serve_with_ambient_caps(env: &TestEnv, caps: &str) -> Daemon {
-    env.create_socket_dir_for_nobody();
-    let config = env.config(HTTP_BINDING);
-    fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).unwrap();
-    Daemon::spawn(serve_under_setpriv(
-        &[
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            &format!("--inh-caps={caps}"),
-            &format!("--ambient-caps={caps}"),
-        ],
-        &config,
-    ))
+    Daemon::spawn(env.serve_as_nobody_with_caps(caps, HTTP_BINDING).0)
 }
 
 fn status_field(daemon: &Daemon, key: &str) -> String {

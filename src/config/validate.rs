@@ -1,6 +1,8 @@
 //! Validation of a parsed configuration: every problem is collected, each naming its
 //! binding and field, so `portbinder check` shows them all at once.
 
+mod options;
+
 use std::path::PathBuf;
 
 use nix::unistd::Gid;
@@ -147,7 +149,7 @@ fn binding(
             Err(e) => problems.binding(name, "listen", e),
         }
     }
-    let options = super::options::validate(&raw, &listen)
+    let options = options::validate(&raw, &listen)
         .map_err(|all| {
             for (field, what) in all {
                 problems.binding(name, field, what);

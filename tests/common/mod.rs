@@ -43,6 +43,7 @@ mod process;
 mod procfs;
 mod reports;
 pub mod shim;
+pub mod sockopts;
 mod syslog;
 mod test_env;
 mod users;

@@ -11,7 +11,9 @@ use std::process::Command;
 
 use tempfile::TempDir;
 
-use super::{Daemon, EXIT_TIMEOUT, Grants, NOBODY, NetNs, Probe, Proc, User, binary, built};
+use super::{
+    Daemon, EXIT_TIMEOUT, Grants, NOBODY, NetNs, Probe, Proc, User, binary, built, serve_under,
+};
 
 /// The client script, embedded so that it is written into each test's directory, where the
 /// unprivileged client users can read it wherever the repository itself lives.
@@ -85,6 +87,29 @@ impl TestEnv {
         fs::create_dir(&dir).unwrap();
         std::os::unix::fs::chown(&dir, Some(NOBODY.uid), Some(NOBODY.gid)).unwrap();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// `portbinder serve` as systemd starts it with `User=nobody` and
+    /// `AmbientCapabilities=CAPS` (`caps` as setpriv takes them, e.g.
+    /// `+net_bind_service,+chown`): as nobody with only those capabilities, inheritable and
+    /// ambient, in the socket directory that RuntimeDirectory= creates for nobody (made here
+    /// if missing), with a world-readable configuration of `bindings`, whose path it returns.
+    pub fn serve_as_nobody_with_caps(&self, caps: &str, bindings: &str) -> (Command, PathBuf) {
+        if !self.socket_dir().exists() {
+            self.create_socket_dir_for_nobody();
+        }
+        let config = self.config(bindings);
+        fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).unwrap();
+        let mut setpriv = Command::new("setpriv");
+        setpriv.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            &format!("--inh-caps={caps}"),
+            &format!("--ambient-caps={caps}"),
+            "--",
+        ]);
+        (serve_under(setpriv, &config), config)
     }
 
     /// The global part of a config file: run as `nobody`, sockets in [`TestEnv::socket_dir`],
