@@ -11,6 +11,7 @@ pub mod audit;
 pub mod grant;
 pub mod logger;
 pub mod notify;
+pub mod reload;
 pub mod sandbox;
 pub mod setup;
 pub mod status;
@@ -119,11 +120,11 @@ pub fn run(load: impl FnOnce() -> Result<Config, ConfigError>) -> Result<(), Ser
     let notifier = Notifier::from_env().map_err(SetupError::from)?;
 
     // 2. Configuration, with every name resolved while NSS is still fully reachable.
-    //    `load` reads with config::Trust::RootOnly: a file that anyone but root could
+    //    `load` reads with config::Trust::RootOr: a file that anyone but root could
     //    have written is refused (exit 3).
     let config = load()?;
     // The start-up working directory (/root, say) is nothing the daemon should hold on to;
-    // a relative --config has been read by now, and every other path is absolute.
+    // every path it uses is absolute (main makes --config so).
     std::env::set_current_dir("/").map_err(|e| SetupError::Process("change directory to /", e))?;
     let run_as = config.user.uid;
     if !Uid::effective().is_root() && Uid::effective() != run_as {
