@@ -2,6 +2,8 @@
 //! every change that needs no privilege; a change that would need one refuses the whole
 //! reload, and the old configuration stays in force.
 //!
-//! * [`plan`]: what changed, and whether each change can be applied.
+//! * [`plan`]: what changed, and whether each change can be applied;
+//! * [`files`]: the changes to socket files and sockets (mode, backlog, removal).
 
+pub mod files;
 pub mod plan;
