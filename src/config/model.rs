@@ -61,13 +61,9 @@ pub struct Binding {
     pub allow_groups: Vec<Gid>,
 }
 
-/// Whether `name` is a valid binding name: 1 to 64 characters of `a-z`, `0-9`, `_`, `-`.
-pub fn is_valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-}
+/// Whether `name` is a valid binding name: 1 to 64 characters of `a-z`, `0-9`, `_`, `-`
+/// (the rule lives in the client crate, which the static `portbinder-exec` shares).
+pub use portbinder_client::is_valid_name;
 
 impl Binding {
     /// The path of this binding's Unix socket in `dir`.
