@@ -6,7 +6,7 @@ use nix::unistd::{Gid, Uid};
 
 use super::address::ListenAddr;
 use super::error::Origin;
-use super::ids::{GroupId, UserId};
+use super::ids::{GroupId, IdRange, UserId};
 use super::raw::{Facility, LogTarget};
 
 /// Where the daemon reads its configuration when no `--config` is given.
@@ -55,10 +55,10 @@ pub struct Binding {
     pub group: GroupId,
     /// The Unix socket's permission bits.
     pub mode: u32,
-    /// Users allowed to fetch.
-    pub allow_users: Vec<Uid>,
-    /// Groups allowed to fetch, the socket's group first.
-    pub allow_groups: Vec<Gid>,
+    /// Users allowed to fetch: single uids and ranges of them.
+    pub allow_users: Vec<IdRange<Uid>>,
+    /// Groups allowed to fetch, the socket's group first: single gids and ranges of them.
+    pub allow_groups: Vec<IdRange<Gid>>,
 }
 
 /// Whether `name` is a valid binding name: 1 to 64 characters of `a-z`, `0-9`, `_`, `-`
