@@ -1,6 +1,9 @@
 //! `portbinder exec`: fetch bindings from the daemon and exec a program with them, using
 //! systemd's socket-activation protocol (`LISTEN_FDS`, `LISTEN_PID`, `LISTEN_FDNAMES`), or,
 //! with `--preload`, for a program that just calls bind(2), through the LD_PRELOAD shim.
+//!
+//! Shared by path with the static `portbinder-exec` (exec/src/main.rs): nothing here may
+//! use `crate::`.
 
 use std::ffi::OsString;
 use std::io;
