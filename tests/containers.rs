@@ -223,6 +223,61 @@ fn a_uid_outside_the_range_is_denied_with_its_reason() {
 }
 
 #[test]
+fn check_refuses_bad_id_ranges_naming_file_binding_and_field() {
+    let env = TestEnv::new();
+    let config = env.config(
+        "[binding.http]\nlisten = [\"0.0.0.0:80\"]\ngroup = \"www-data\"\n\
+         allow_users = [\"0-65535\", \"165535-100000\", \"100000-\", \"1-4294967294\"]\n\
+         allow_groups = [\"0-65535\", \"1-4294967295\"]\n",
+    );
+    let path = config.to_str().unwrap();
+    let expected = [
+        "binding `http`: field `allow_users`: `0-65535` contains uid 0 (root): a range must start at 1 or above",
+        "the host side of /etc/subuid (`alice:100000:65536` is 100000-165535), not the ids inside a container",
+        "binding `http`: field `allow_users`: `165535-100000` is backwards: write the lower uid first, `100000-165535`",
+        "binding `http`: field `allow_users`: `100000-` is not an id range: write FIRST-LAST",
+        "binding `http`: field `allow_users`: `1-4294967294` holds 4294967294 uids; one range may hold at most 2147483648",
+        "binding `http`: field `allow_groups`: `0-65535` contains gid 0 (root's group)",
+        "binding `http`: field `allow_groups`: `1-4294967295`: 4294967295 is not a gid: the largest is 4294967294",
+    ];
+    for outcome in [
+        run_check(&["--config", path]),
+        run_serve_expect_failure(&["--config", path]),
+    ] {
+        let mut needles = vec![path];
+        needles.extend(expected);
+        outcome.assert_error(3, &needles);
+        // One line per problem (six), under the line naming the file: every problem at once.
+        assert_eq!(outcome.stderr.lines().count(), 1 + 6, "{outcome}");
+    }
+    assert!(env.socket_files().is_empty());
+    // The same from flags, and good ranges are accepted.
+    let flags = |allow: &str| {
+        run_check(&[
+            "--bind",
+            "http=0.0.0.0:80",
+            "--group",
+            "www-data",
+            "--user",
+            "nobody",
+            "--allow-user",
+            allow,
+            "--allow-group",
+            "100000-165535",
+        ])
+    };
+    flags("0-99").assert_error(
+        3,
+        &[
+            "(command line)",
+            "binding `http`: field `allow_users`: `0-99` contains uid 0",
+        ],
+    );
+    let ok = flags("100000-165535");
+    ok.assert_success();
+}
+
+#[test]
 fn the_static_client_needs_nothing_from_its_root_filesystem() {
     let env = TestEnv::new();
     let client = env.install(&static_client(), "portbinder-exec");
