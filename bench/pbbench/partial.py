@@ -89,9 +89,10 @@ def _readme_item(line):
     return next((i for i, start in README_ROWS if what.startswith(start)), None)
 
 
-def merge_readme(old_block, rows, date):
+def merge_readme(old_block, rows, date, machine):
     """The README section from this run's table ROWS (markdown lines) for its items and the earlier
-    OLD_BLOCK's rows for the others; the earlier block's head notes which items are from DATE."""
+    OLD_BLOCK's rows for the others; the earlier block's head notes which items are from this run,
+    of DATE on MACHINE."""
     lines = old_block.strip("\n").split("\n")
     table_at = next(i for i, line in enumerate(lines) if line.startswith("| what"))
     head, header, old_rows = lines[:table_at], lines[table_at:table_at + 2], lines[table_at + 2:]
@@ -105,8 +106,8 @@ def merge_readme(old_block, rows, date):
                 last = _readme_item(r) or last  # a row no prefix names stays with the one above
                 if last == item:
                     merged.append(r)
-    note = (f" ({items_text(ran)}: {date}, from `bench/run --only {','.join(map(str, sorted(ran)))} "
-            f"--readme`)")
+    note = (f" ({items_text(ran)}: {date}, {machine}, from `bench/run --only "
+            f"{','.join(map(str, sorted(ran)))} --readme`)")
     text = "\n".join(head)
     text = re.sub(r"(Date: [\d-]+)( \([^)]*\))?\.", lambda m: m.group(1) + note + ".", text, count=1)
     return text + "\n" + "\n".join(header + merged) + "\n"

@@ -270,7 +270,7 @@ def update_readme(path, m):
         if partial.is_partial():
             # Only the rows of the items run are replaced.
             block = partial.merge_readme(old_block, table(["what"], rows).split("\n")[2:] if rows else [],
-                                         m["date"][:10])
+                                         m["date"][:10], f"{m['cpu']}, Linux {m['kernel']}")
         text = pre + begin + "\n" + block + end + post
     else:
         text = text.rstrip("\n") + "\n\n## Performance\n\n" + begin + "\n" + block + end + "\n"
