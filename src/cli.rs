@@ -47,6 +47,13 @@ pub struct ExecArgs {
     /// The shim library (default: beside this executable, else /usr/lib/portbinder).
     #[arg(long, value_name = "PATH", requires = "preload")]
     pub preload_lib: Option<PathBuf>,
+    /// With --preload, also serve a bind of a specific address (127.0.0.1:80) with the
+    /// binding's wildcard socket of the same port (0.0.0.0:80), which listens on every
+    /// interface. Without it only a bind of exactly a granted address is served, and any
+    /// other goes to the real bind(2). Sets PORTBINDER_PRELOAD_ANY_ADDRESS=1, which the shim
+    /// also reads from the environment.
+    #[arg(long, requires = "preload")]
+    pub preload_any_address: bool,
     /// Binding names, comma- or space-separated; their sockets are placed in this order.
     #[arg(required = true, value_name = "NAME[,NAME...]", value_delimiter = ',')]
     pub names: Vec<String>,
@@ -100,6 +107,10 @@ pub struct ConfigArgs {
     /// A group allowed to fetch the --bind sockets. Repeatable.
     #[arg(long, value_name = "GROUP", requires = "bind")]
     pub allow_group: Vec<String>,
+    /// Make the --bind sockets non-blocking (O_NONBLOCK, shared by every holder), as
+    /// event-loop servers such as Tornado need; `nonblocking = true` in a file.
+    #[arg(long, requires = "bind")]
+    pub nonblocking: bool,
 }
 
 impl ConfigArgs {
@@ -139,6 +150,8 @@ impl ConfigArgs {
                 mode: self.mode.clone().map(config::Mode::Text),
                 allow_users: self.allow_user.clone(),
                 allow_groups: self.allow_group.clone(),
+                nonblocking: self.nonblocking.then_some(true),
+                ..RawBinding::default()
             };
             if raw.binding.insert(name.to_owned(), binding).is_some() {
                 return Err(ConfigError::Invalid {

@@ -10,8 +10,13 @@ use portbinder::config::Trust;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => {
-            portbinder::serve::run(|| args.load(Trust::RootOnly)).map_err(|e| {
+        Command::Serve(mut args) => {
+            // The file is trusted if only root or the user the daemon starts as could change
+            // it, also when it is read again after the drop (reload), from / (the daemon's
+            // working directory once the file is read).
+            let owner = nix::unistd::Uid::effective();
+            args.config = args.config.map(|p| std::path::absolute(&p).unwrap_or(p));
+            portbinder::serve::run(|| args.load(Trust::RootOr(owner))).map_err(|e| {
                 let code = e.exit_code();
                 (anyhow::Error::new(e), code)
             })
@@ -33,6 +38,7 @@ fn main() -> ExitCode {
                     args.preload_lib
                         .unwrap_or_else(portbinder::caller::exec::find_shim)
                 }),
+                any_address: args.preload_any_address,
                 command: args.command,
             };
             // SAFETY: `portbinder` never starts a thread; this is its only one.

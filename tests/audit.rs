@@ -4,7 +4,6 @@
 mod common;
 
 use common::*;
-use serde::Deserialize;
 
 /// A dual-stack binding that anyone may connect to, so that the daemon decides.
 const OPEN_BINDING: &str = r#"
@@ -192,25 +191,13 @@ fn newline_in_process_name_is_escaped() {
     assert_eq!(mentions, 1, "{}", daemon.report());
 }
 
-#[derive(Debug, Deserialize)]
-struct Grants {
-    granted: u64,
-    denied: u64,
-}
-
 #[test]
 fn deny_flood_is_rate_limited_and_counted() {
     let env = TestEnv::new();
     let mut daemon = env.serve(&env.config(OPEN_BINDING));
     let socket = env.socket("http");
 
-    let flood: Grants = env
-        .client(
-            NOBODY,
-            &["grants".as_ref(), socket.as_os_str(), "200".as_ref()],
-        )
-        .finish(EXIT_TIMEOUT)
-        .json();
+    let flood = env.fetch_many(NOBODY, &socket, 200);
     assert_eq!((flood.granted, flood.denied), (0, 200), "{flood:?}");
     // Another uid has its own budget: its denial is logged in full despite the flood.
     env.probe(DAEMON, &socket).assert_denied();

@@ -10,26 +10,17 @@ use std::path::Path;
 
 use common::*;
 
-const HTTP_BINDING: &str = r#"
-[binding.http]
-listen = ["127.0.0.1:80"]
-group = "www-data"
-"#;
-
 /// Both `check` and `serve` reject `config` with exit 3 and a message naming `needles`
 /// (the file's path is always required), and nothing is created in the socket directory.
 fn assert_config_error(env: &TestEnv, config: &Path, needles: &[&str]) {
     let path = config.to_str().unwrap();
     let mut all = vec![path];
     all.extend_from_slice(needles);
-    for outcome in [
-        run_check(&["--config", path]),
-        run_serve_expect_failure(&["--config", path]),
-    ] {
+    for outcome in [run_check(&["--config", path]), serve_expect_failure(config)] {
         outcome.assert_error(3, &all);
         assert!(outcome.stdout.is_empty(), "nothing on stdout:\n{outcome}");
     }
-    assert_eq!(env.socket_files(), Vec::<std::path::PathBuf>::new());
+    env.assert_no_socket_files();
 }
 
 #[test]
@@ -45,14 +36,7 @@ fn unknown_top_level_key() {
 #[test]
 fn unknown_key_in_binding() {
     let env = TestEnv::new();
-    let config = env.config(
-        r#"
-[binding.http]
-listen = ["127.0.0.1:80"]
-group = "www-data"
-allow_user = ["nobody"]
-"#,
-    );
+    let config = env.config(&http_binding(r#"allow_user = ["nobody"]"#));
     assert_config_error(&env, &config, &["http", "allow_user"]);
 }
 
@@ -121,14 +105,9 @@ group = "pb-no-such-group"
 #[test]
 fn unknown_allowed_user() {
     let env = TestEnv::new();
-    let config = env.config(
-        r#"
-[binding.http]
-listen = ["127.0.0.1:80"]
-group = "www-data"
-allow_users = ["www-data", "pb-no-such-user"]
-"#,
-    );
+    let config = env.config(&http_binding(
+        r#"allow_users = ["www-data", "pb-no-such-user"]"#,
+    ));
     assert_config_error(&env, &config, &["http", "allow_users", "pb-no-such-user"]);
 }
 
@@ -178,15 +157,9 @@ fn toml_syntax_error_names_the_line() {
 #[test]
 fn unknown_allowed_group_and_bad_backlog() {
     let env = TestEnv::new();
-    let config = env.config(
-        r#"
-[binding.http]
-listen = ["127.0.0.1:80"]
-group = "www-data"
-allow_groups = ["no-such-group-pb"]
-backlog = 0
-"#,
-    );
+    let config = env.config(&http_binding(
+        "allow_groups = [\"no-such-group-pb\"]\nbacklog = 0",
+    ));
     assert_config_error(
         &env,
         &config,
@@ -225,14 +198,7 @@ fn malformed_and_repeated_bind_flags() {
 #[test]
 fn bad_mode() {
     let env = TestEnv::new();
-    let config = env.config(
-        r#"
-[binding.http]
-listen = ["127.0.0.1:80"]
-group = "www-data"
-mode = "0698"
-"#,
-    );
+    let config = env.config(&http_binding(r#"mode = "0698""#));
     assert_config_error(&env, &config, &["http", "mode", "0698"]);
 }
 
@@ -263,7 +229,7 @@ fn bind_together_with_config_is_a_usage_error() {
         outcome.stderr.contains("--bind") && outcome.stderr.contains("--config"),
         "{outcome}"
     );
-    assert!(env.socket_files().is_empty());
+    env.assert_no_socket_files();
 }
 
 #[test]
@@ -301,12 +267,8 @@ group = "33"
 
 /// `serve` fails with exit 4 naming `needles`, and leaves no socket file.
 fn assert_setup_error(env: &TestEnv, config: &Path, needles: &[&str]) {
-    run_serve_expect_failure(&["--config".as_ref(), config.as_os_str()]).assert_error(4, needles);
-    assert!(
-        env.socket_files().is_empty(),
-        "socket files left behind: {:?}",
-        env.socket_files()
-    );
+    serve_expect_failure(config).assert_error(4, needles);
+    env.assert_no_socket_files();
 }
 
 #[test]
@@ -330,13 +292,7 @@ group = "www-data"
 fn udp_port_already_in_use() {
     let env = TestEnv::new();
     let _taken = UdpSocket::bind("127.0.0.1:53").unwrap();
-    let config = env.config(
-        r#"
-[binding.dns]
-listen = ["udp://127.0.0.1:53"]
-group = "www-data"
-"#,
-    );
+    let config = env.config(DNS_BINDING);
     assert_setup_error(&env, &config, &["127.0.0.1:53"]);
 }
 
@@ -359,8 +315,7 @@ fn socket_dir_symlink_is_refused() {
 #[test]
 fn socket_dir_writable_by_others_is_refused() {
     let env = TestEnv::new();
-    fs::create_dir(env.socket_dir()).unwrap();
-    std::os::unix::fs::chown(env.socket_dir(), Some(65534), Some(65534)).unwrap();
+    env.create_socket_dir_for_nobody();
     fs::set_permissions(env.socket_dir(), fs::Permissions::from_mode(0o777)).unwrap();
     let config = env.config(HTTP_BINDING);
     assert_setup_error(

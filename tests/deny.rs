@@ -5,15 +5,10 @@ mod common;
 
 use common::*;
 
-/// A single 127.0.0.1:80 binding for group www-data with extra TOML lines (mode, allow lists).
-fn http_binding(extra: &str) -> String {
-    format!("[binding.http]\nlisten = [\"127.0.0.1:80\"]\ngroup = \"www-data\"\n{extra}\n")
-}
-
 #[test]
 fn socket_file_mode_refuses_users_outside_owner_and_group() {
     let env = TestEnv::new();
-    let daemon = env.serve(&env.config(&http_binding("")));
+    let daemon = env.serve(&env.config(HTTP_BINDING));
     let socket = env.socket("http");
 
     // daemon (uid 1) is neither the socket's owner (nobody) nor in its group (www-data): with
@@ -92,7 +87,7 @@ fn supplementary_group_membership_is_enough() {
 #[test]
 fn supplementary_group_passes_the_socket_file_mode() {
     let env = TestEnv::new();
-    let _daemon = env.serve(&env.config(&http_binding("")));
+    let _daemon = env.serve(&env.config(HTTP_BINDING));
     env.probe(DAEMON_IN_WWW_DATA, &env.socket("http"))
         .assert_granted(1);
 }

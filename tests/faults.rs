@@ -20,12 +20,6 @@ use common::*;
 use nix::sys::signal::Signal;
 use serde_json::json;
 
-const HTTP_BINDING: &str = r#"
-[binding.http]
-listen = ["127.0.0.1:80"]
-group = "www-data"
-"#;
-
 /// One HTTP/1.0 request to 127.0.0.1:80; true when the whole reply came back.
 fn request() -> bool {
     let addr: SocketAddr = "127.0.0.1:80".parse().unwrap();
@@ -148,7 +142,7 @@ fn restart_while_the_app_holds_the_port_names_the_port_then_recovers() {
     // The killed daemon could not remove its socket file.
     assert_eq!(env.socket_files(), [env.socket("http")]);
 
-    let outcome = run_serve_expect_failure(&["--config".as_ref(), config.as_os_str()]);
+    let outcome = serve_expect_failure(&config);
     outcome.assert_error(
         4,
         &[
@@ -193,7 +187,7 @@ fn socket_dir_symlinks_are_refused_and_never_followed() {
     let config = env.config(HTTP_BINDING);
     let missing = env.path().join("missing");
     symlink(&missing, env.socket_dir()).unwrap();
-    run_serve_expect_failure(&["--config".as_ref(), config.as_os_str()])
+    serve_expect_failure(&config)
         .assert_error(4, &[env.socket_dir().to_str().unwrap(), "symbolic link"]);
     assert!(!missing.exists(), "the daemon created the link's target");
 
@@ -202,8 +196,7 @@ fn socket_dir_symlinks_are_refused_and_never_followed() {
     fs::create_dir(&victim).unwrap();
     chown(&victim, Some(65534), Some(65534)).unwrap();
     symlink(&victim, env.socket_dir()).unwrap();
-    run_serve_expect_failure(&["--config".as_ref(), config.as_os_str()])
-        .assert_error(4, &["symbolic link"]);
+    serve_expect_failure(&config).assert_error(4, &["symbolic link"]);
     assert_eq!(fs::read_dir(&victim).unwrap().count(), 0);
     TcpStream::connect("127.0.0.1:80").expect_err("the refused daemon left port 80 bound");
 }
@@ -213,9 +206,7 @@ fn socket_dir_symlinks_are_refused_and_never_followed() {
 #[test]
 fn a_symlink_planted_at_the_socket_path_is_replaced_not_followed() {
     let env = TestEnv::new();
-    fs::create_dir(env.socket_dir()).unwrap();
-    chown(env.socket_dir(), Some(65534), Some(65534)).unwrap();
-    fs::set_permissions(env.socket_dir(), fs::Permissions::from_mode(0o755)).unwrap();
+    env.create_socket_dir_for_nobody();
     let victim = env.path().join("victim");
     fs::write(&victim, "root's file\n").unwrap();
     let before = fs::metadata(&victim).unwrap();
@@ -245,7 +236,7 @@ fn assert_refused(env: &TestEnv, config: &Path, needles: &[&str]) {
         "decides who gets privileged ports",
     ];
     all.extend_from_slice(needles);
-    run_serve_expect_failure(&["--config".as_ref(), config.as_os_str()]).assert_error(3, &all);
+    serve_expect_failure(config).assert_error(3, &all);
     assert!(
         !env.socket_dir().exists(),
         "a refused start created the socket directory"

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use common::*;
 
-const HTTP_BINDING: &str = r#"
+/// `http` on 0.0.0.0:80: the client is fetched from 127.0.0.1:80.
+const ANY_IPV4_HTTP: &str = r#"
 [binding.http]
 listen = ["0.0.0.0:80"]
 group = "www-data"
@@ -18,7 +19,7 @@ group = "www-data"
 /// 0.0.0.0:80 binding, fetches a page from 127.0.0.1:80 and checks the grant line.
 fn serves_http_with(mode: &str) {
     let env = TestEnv::new();
-    let daemon = env.serve(&env.config(HTTP_BINDING));
+    let daemon = env.serve(&env.config(ANY_IPV4_HTTP));
     let socket = env.socket("http");
     let mut client = env.client(WWW_DATA, &[mode.as_ref(), socket.as_os_str(), "1".as_ref()]);
     client.expect_line("ready", EXIT_TIMEOUT);
@@ -89,13 +90,7 @@ group = "www-data"
 #[test]
 fn udp_binding_grants_bound_datagram_socket() {
     let env = TestEnv::new();
-    let _daemon = env.serve(&env.config(
-        r#"
-[binding.dns]
-listen = ["udp://127.0.0.1:53"]
-group = "www-data"
-"#,
-    ));
+    let _daemon = env.serve(&env.config(DNS_BINDING));
     let socket = env.socket("dns");
 
     let probe = env.probe(WWW_DATA, &socket);

@@ -12,14 +12,7 @@ use common::*;
 #[test]
 fn the_daemon_works_from_the_root_directory_after_start_up() {
     let env = TestEnv::new();
-    let config = env.config(
-        r#"
-[binding.http]
-listen = ["127.0.0.1:80"]
-group = "www-data"
-"#,
-    );
-    let mut cmd = portbinder_command(&["serve".as_ref(), "--config".as_ref(), config.as_os_str()]);
+    let mut cmd = serve_command(&env.config(HTTP_BINDING));
     cmd.current_dir(env.path());
     let daemon = Daemon::spawn(cmd);
     let cwd = fs::read_link(format!("/proc/{}/cwd", daemon.pid())).unwrap();
@@ -29,13 +22,7 @@ group = "www-data"
 #[test]
 fn socket_files_are_removed_in_the_directory_that_was_checked() {
     let env = TestEnv::new();
-    let mut daemon = env.serve(&env.config(
-        r#"
-[binding.http]
-listen = ["127.0.0.1:80"]
-group = "www-data"
-"#,
-    ));
+    let mut daemon = env.serve(&env.config(HTTP_BINDING));
     // While it serves, the directory is moved away and another takes its path, with a file
     // of the same name: the daemon must clean up its own directory, and leave the other.
     let moved = env.path().join("run.moved");
@@ -75,9 +62,8 @@ fn a_binding_holds_at_most_the_253_sockets_one_message_carries() {
         "SCM_MAX_FD",
     ];
     run_check(&["--config".as_ref(), too_many.as_os_str()]).assert_error(3, &needles);
-    run_serve_expect_failure(&["--config".as_ref(), too_many.as_os_str()])
-        .assert_error(3, &needles);
-    assert_eq!(env.socket_files(), Vec::<std::path::PathBuf>::new());
+    serve_expect_failure(&too_many).assert_error(3, &needles);
+    env.assert_no_socket_files();
 
     // 253 are served, all of them, in one grant.
     let _daemon = env.serve(&env.config(&many_addresses(253)));

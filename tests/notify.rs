@@ -7,17 +7,14 @@
 
 mod common;
 
-use std::ffi::OsStr;
 use std::io::IoSliceMut;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixDatagram;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use nix::cmsg_space;
-use nix::fcntl::{FcntlArg, fcntl};
 use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg, setsockopt, sockopt};
 use nix::sys::stat::fstat;
 
@@ -114,6 +111,12 @@ impl FakeSystemd {
         }
     }
 
+    /// `daemon` (a `portbinder serve` command) set to notify this service manager.
+    fn notifying(&self, mut daemon: Command) -> Command {
+        daemon.env("NOTIFY_SOCKET", &self.address);
+        daemon
+    }
+
     /// The next notification, which must have exactly the text `expected`.
     fn expect(&self, expected: &str) -> Message {
         let message = self.recv();
@@ -122,26 +125,12 @@ impl FakeSystemd {
     }
 }
 
-/// `portbinder serve --config CONFIG` notifying `systemd`.
-fn notifying_command(systemd: &FakeSystemd, config: &Path) -> Command {
-    let mut cmd = portbinder_command(&["serve".as_ref(), "--config".as_ref(), config.as_os_str()]);
-    cmd.env("NOTIFY_SOCKET", &systemd.address);
-    cmd
-}
-
 #[test]
 fn stores_sockets_then_notifies_ready_after_the_drop_status_and_stopping() {
     let env = TestEnv::new();
     let systemd = FakeSystemd::at_path(env.path());
-    let config = env.config(
-        r#"
-[binding.http]
-listen = ["127.0.0.1:80", "[::1]:80"]
-group = "www-data"
-mode = "0666"
-"#,
-    );
-    let mut daemon = Daemon::spawn(notifying_command(&systemd, &config));
+    let config = env.config(OPEN_HTTP);
+    let mut daemon = Daemon::spawn(systemd.notifying(serve_command(&config)));
 
     // Before the drop (sent as root): both sockets of the binding, under its name.
     let stored = systemd.expect("FDSTORE=1\nFDNAME=http");
@@ -155,7 +144,7 @@ mode = "0666"
     // The stored sockets are the ones granted.
     let probe = env.probe(WWW_DATA, &env.socket("http"));
     probe.assert_granted(2);
-    let granted: Vec<u64> = probe.fds.iter().map(|f| f.inode).collect();
+    let granted = probe.inodes();
     assert_eq!(stored.inodes(), granted);
     // (Mode 0666 lets the file's permissions pass anyone, so the daemon itself denies.)
     env.probe(DAEMON, &env.socket("http")).assert_denied();
@@ -173,14 +162,8 @@ fn abstract_notify_socket_is_supported() {
     let env = TestEnv::new();
     // The test's own network namespace scopes the abstract name.
     let systemd = FakeSystemd::abstract_named("portbinder-test-notify");
-    let config = env.config(
-        r#"
-[binding.http]
-listen = ["127.0.0.1:80"]
-group = "www-data"
-"#,
-    );
-    let daemon = Daemon::spawn(notifying_command(&systemd, &config));
+    let config = env.config(HTTP_BINDING);
+    let daemon = Daemon::spawn(systemd.notifying(serve_command(&config)));
     assert_eq!(systemd.recv().fds.len(), 1, "FDSTORE with one socket");
     let ready = systemd.expect("READY=1\nSTATUS=serving 1 binding: 0 grants, 0 denials");
     assert_eq!(ready.pid, daemon.pid() as i32);
@@ -189,13 +172,7 @@ group = "www-data"
 #[test]
 fn unusable_notify_socket_stops_start_up_with_exit_4() {
     let env = TestEnv::new();
-    let config = env.config(
-        r#"
-[binding.http]
-listen = ["127.0.0.1:80"]
-group = "www-data"
-"#,
-    );
+    let config = env.config(HTTP_BINDING);
     let missing = env.path().join("no-such-socket");
     for (value, needles) in [
         (
@@ -211,83 +188,29 @@ group = "www-data"
             &["NOTIFY_SOCKET=`vsock:2:1234`", "@NAME"][..],
         ),
     ] {
-        let mut cmd =
-            portbinder_command(&["serve".as_ref(), "--config".as_ref(), config.as_os_str()]);
+        let mut cmd = serve_command(&config);
         cmd.env("NOTIFY_SOCKET", value);
         Proc::spawn(cmd, "portbinder serve")
             .finish(EXIT_TIMEOUT)
             .assert_error(4, needles);
-        assert!(env.socket_files().is_empty(), "{:?}", env.socket_files());
+        env.assert_no_socket_files();
     }
-}
-
-/// `portbinder serve --config CONFIG` started the way systemd restarts a service: `fds` at
-/// 3, 4, … with LISTEN_FDS, LISTEN_FDNAMES and LISTEN_PID (set by `sh`, whose pid the
-/// daemon keeps through exec).
-fn restarted_command(systemd: &FakeSystemd, config: &Path, fds: &[(&str, &OwnedFd)]) -> Command {
-    // Out of the way of 3..3+n first, so that no dup2 below overwrites a source.
-    let high: Vec<OwnedFd> = fds
-        .iter()
-        .map(|(_, fd)| {
-            let raw = fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(100)).unwrap();
-            // SAFETY: fcntl just created this descriptor; it is owned here only.
-            unsafe { OwnedFd::from_raw_fd(raw) }
-        })
-        .collect();
-    let names: Vec<&str> = fds.iter().map(|(name, _)| *name).collect();
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg(r#"LISTEN_PID=$$ exec "$0" "$@""#)
-        .arg(binary())
-        .args([OsStr::new("serve"), "--config".as_ref(), config.as_os_str()])
-        .env("LISTEN_FDS", fds.len().to_string())
-        .env("LISTEN_FDNAMES", names.join(":"))
-        .env("NOTIFY_SOCKET", &systemd.address);
-    // SAFETY: the hook runs in the forked child before exec and only calls dup2, which is
-    // async-signal-safe, on descriptors that `high` keeps open in the parent; dup2 clears
-    // close-on-exec on the copies at 3, 4, ….
-    unsafe {
-        cmd.pre_exec(move || {
-            for (i, fd) in high.iter().enumerate() {
-                if libc::dup2(fd.as_raw_fd(), 3 + i as i32) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
-    cmd
 }
 
 #[test]
 fn stored_sockets_come_back_as_the_same_sockets_and_removed_bindings_leave_the_store() {
     let env = TestEnv::new();
     let systemd = FakeSystemd::at_path(env.path());
-    let http = r#"
-[binding.http]
-listen = ["127.0.0.1:80", "[::1]:80"]
-group = "www-data"
-"#;
-    let dns = r#"
-[binding.dns]
-listen = ["udp://127.0.0.1:53"]
-group = "www-data"
-"#;
-    let mut first = Daemon::spawn(notifying_command(
-        &systemd,
-        &env.config(&format!("{http}{dns}")),
-    ));
+    let config = env.config(&format!("{DUAL_STACK_HTTP}{DNS_BINDING}"));
+    let mut first = Daemon::spawn(systemd.notifying(serve_command(&config)));
     // Bindings are sorted by name: dns, then http.
     let dns_stored = systemd.expect("FDSTORE=1\nFDNAME=dns");
     let http_stored = systemd.expect("FDSTORE=1\nFDNAME=http");
     systemd.expect("READY=1\nSTATUS=serving 2 bindings: 0 grants, 0 denials");
-    let before: Vec<u64> = env
+    let before = env
         .probe(WWW_DATA, &env.socket("http"))
         .assert_granted(2)
-        .fds
-        .iter()
-        .map(|f| f.inode)
-        .collect();
+        .inodes();
     assert_eq!(first.stop().code(), Some(0));
     systemd.expect("STOPPING=1\nSTATUS=stopping on SIGTERM after 1 grants, 0 denials");
 
@@ -298,13 +221,13 @@ group = "www-data"
 listen = ["127.0.0.1:81"]
 group = "www-data"
 "#;
-    let config = env.config(&format!("{http}{alt}"));
+    let config = env.config(&format!("{DUAL_STACK_HTTP}{alt}"));
     let store = [
-        ("http", &http_stored.fds[1]),
-        ("dns", &dns_stored.fds[0]),
-        ("http", &http_stored.fds[0]),
+        ("http", http_stored.fds[1].as_fd()),
+        ("dns", dns_stored.fds[0].as_fd()),
+        ("http", http_stored.fds[0].as_fd()),
     ];
-    let second = Daemon::spawn(restarted_command(&systemd, &config, &store));
+    let second = Daemon::spawn(systemd.notifying(serve_with_listen_fds(&config, &store)));
     // What is no longer configured leaves the store first; only the new binding is stored
     // (http's sockets are still in the store).
     systemd.expect("FDSTOREREMOVE=1\nFDNAME=dns");
@@ -319,13 +242,10 @@ group = "www-data"
         "fdstore",
         &[("fds", "1"), ("stored", "alt"), ("removed", "dns")],
     );
-    let after: Vec<u64> = env
+    let after = env
         .probe(WWW_DATA, &env.socket("http"))
         .assert_granted(2)
-        .fds
-        .iter()
-        .map(|f| f.inode)
-        .collect();
+        .inodes();
     assert_eq!(
         before, after,
         "a grant after the restart hands out the same sockets"
@@ -340,14 +260,8 @@ group = "www-data"
 #[test]
 fn without_notify_socket_nothing_is_sent_and_nothing_fails() {
     let env = TestEnv::new();
-    let config = env.config(
-        r#"
-[binding.http]
-listen = ["127.0.0.1:80"]
-group = "www-data"
-"#,
-    );
-    let mut cmd = portbinder_command(&["serve".as_ref(), "--config".as_ref(), config.as_os_str()]);
+    let config = env.config(HTTP_BINDING);
+    let mut cmd = serve_command(&config);
     cmd.env_remove("NOTIFY_SOCKET");
     let mut daemon = Daemon::spawn(cmd);
     env.probe(WWW_DATA, &env.socket("http")).assert_granted(1);

@@ -12,12 +12,6 @@ use std::process::Command;
 use adversary::*;
 use common::*;
 
-const HTTP_BINDING: &str = r#"
-[binding.http]
-listen = ["127.0.0.1:80"]
-group = "www-data"
-"#;
-
 /// A Python loop, run as an outsider, that opens and flock()s every new inode that appears
 /// at the directory path argv[1] (as fast as it can, for at most argv[2] seconds), tries to
 /// open the daemon's lock file inside it as well, and prints one line per inode it locked:
@@ -64,11 +58,8 @@ fn squatter(env: &TestEnv, dir: &std::path::Path) -> Proc {
 /// Creates the socket directory as systemd's RuntimeDirectory= does before each start:
 /// fresh, 0755, owned by the run user (nobody).
 fn fresh_runtime_dir(env: &TestEnv) {
-    let dir = env.socket_dir();
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir(&dir).unwrap();
-    chown(&dir, Some(NOBODY.uid), Some(NOBODY.gid)).unwrap();
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let _ = fs::remove_dir_all(env.socket_dir());
+    env.create_socket_dir_for_nobody();
 }
 
 #[test]
@@ -119,8 +110,7 @@ fn an_outsider_cannot_open_the_lock_of_a_running_daemon() {
     )
     .unwrap();
     fs::set_permissions(&other, fs::Permissions::from_mode(0o600)).unwrap();
-    run_serve_expect_failure(&["--config".as_ref(), other.as_os_str()])
-        .assert_error(4, &["in use by another portbinder"]);
+    serve_expect_failure(&other).assert_error(4, &["in use by another portbinder"]);
     env.probe(WWW_DATA, &env.socket("http")).assert_granted(1);
 }
 
@@ -183,7 +173,7 @@ fn a_socket_dir_below_a_directory_others_can_write_is_refused() {
             "user = \"nobody\"\nsocket_dir = \"{}\"\nlog = \"stderr\"\n{HTTP_BINDING}",
             socket_dir.display()
         ));
-        run_serve_expect_failure(&["--config".as_ref(), config.as_os_str()]).assert_error(
+        serve_expect_failure(&config).assert_error(
             4,
             &[
                 parent.to_str().unwrap(),

@@ -4,21 +4,14 @@
 mod common;
 
 use std::ffi::OsStr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
 
-const BINDINGS: &str = r#"
-[binding.http]
-listen = ["0.0.0.0:80", "[::]:80"]
-group = "www-data"
-"#;
-
-/// `portbinder exec --preload --preload-lib <copy> --socket-dir <dir> http -- <program...>`
+/// `portbinder exec --preload --preload-lib <lib> --socket-dir <dir> http -- <program...>`
 /// as www-data.
-fn exec_preload(env: &TestEnv, program: &[&OsStr]) -> Command {
-    let lib = env.preload_lib();
+fn exec_preload_lib<S: AsRef<OsStr>>(env: &TestEnv, lib: &Path, program: &[S]) -> Command {
     let socket_dir = env.socket_dir();
     let mut args: Vec<&OsStr> = vec![
         "exec".as_ref(),
@@ -30,9 +23,14 @@ fn exec_preload(env: &TestEnv, program: &[&OsStr]) -> Command {
         "http".as_ref(),
         "--".as_ref(),
     ];
-    args.extend_from_slice(program);
-    // portbinder_as copies the binary; `lib` must outlive this call only as a path.
+    args.extend(program.iter().map(AsRef::as_ref));
     env.portbinder_as(WWW_DATA, &args)
+}
+
+/// [`exec_preload_lib`] with the shim built alongside the binary, copied into the test
+/// directory.
+fn exec_preload(env: &TestEnv, program: &[&OsStr]) -> Command {
+    exec_preload_lib(env, &env.preload_lib(), program)
 }
 
 /// Compiles tests/clients/bindtest.c into the test directory.
@@ -54,7 +52,7 @@ fn bindtest(env: &TestEnv) -> PathBuf {
 #[test]
 fn python_http_server_serves_port_80() {
     let env = TestEnv::new();
-    let _daemon = env.serve(&env.config(BINDINGS));
+    let _daemon = env.serve(&env.config(ANY_ADDRESS_HTTP));
     std::fs::write(
         env.path().join("index.html"),
         "hello via the preload shim\n",
@@ -91,7 +89,7 @@ fn python_http_server_serves_port_80() {
 #[test]
 fn c_program_gets_port_80_and_other_binds_are_real() {
     let env = TestEnv::new();
-    let _daemon = env.serve(&env.config(BINDINGS));
+    let _daemon = env.serve(&env.config(ANY_ADDRESS_HTTP));
     let program = bindtest(&env);
     let writable = env.path().join("www");
     std::fs::create_dir(&writable).unwrap();
@@ -132,7 +130,7 @@ fn c_program_gets_port_80_and_other_binds_are_real() {
 #[test]
 fn shim_and_sockets_do_not_leak_into_children() {
     let env = TestEnv::new();
-    let _daemon = env.serve(&env.config(BINDINGS));
+    let _daemon = env.serve(&env.config(ANY_ADDRESS_HTTP));
     // The program (python) runs a child that reports what it inherited.
     let child = "import os, subprocess; print(subprocess.run(['/usr/bin/python3', '-c', \
         'import os; print(os.environ.get(\"LD_PRELOAD\"), os.environ.get(\"PORTBINDER_FDS\"), \
@@ -155,23 +153,10 @@ fn shim_and_sockets_do_not_leak_into_children() {
 #[test]
 fn missing_shim_is_an_error_not_a_silent_fallback() {
     let env = TestEnv::new();
-    let _daemon = env.serve(&env.config(BINDINGS));
-    let socket_dir = env.socket_dir();
+    let _daemon = env.serve(&env.config(ANY_ADDRESS_HTTP));
+    let missing = Path::new("/nonexistent/libportbinder_preload.so");
     Proc::spawn(
-        env.portbinder_as(
-            WWW_DATA,
-            &[
-                "exec",
-                "--preload",
-                "--preload-lib",
-                "/nonexistent/libportbinder_preload.so",
-                "--socket-dir",
-                socket_dir.to_str().unwrap(),
-                "http",
-                "--",
-                "/usr/bin/true",
-            ],
-        ),
+        exec_preload_lib(&env, missing, &["/usr/bin/true"]),
         "exec --preload with a missing shim",
     )
     .finish(EXIT_TIMEOUT)
@@ -182,4 +167,37 @@ fn missing_shim_is_an_error_not_a_silent_fallback() {
             "--preload-lib",
         ],
     );
+}
+
+#[test]
+fn children_that_inherit_the_shim_get_the_sockets_it_kept() {
+    let env = TestEnv::new();
+    let daemon = env.serve(&env.config(ANY_ADDRESS_HTTP));
+    let program = common::shim::compile_c(&env, "daemonlike");
+    // The shell is the preloaded program; its shim moves the sockets up and, asked to let
+    // children inherit it, names their new numbers (with their inodes) for the child's shim.
+    let script = format!(
+        "echo \"$PORTBINDER_FDS\"; exec {} socket tcp4 bind 0.0.0.0:80",
+        program.display()
+    );
+    let mut cmd = exec_preload(&env, &["/bin/sh".as_ref(), "-c".as_ref(), script.as_ref()]);
+    cmd.env("PORTBINDER_PRELOAD_INHERIT", "1");
+    let mut proc = Proc::spawn(cmd, "sh -c 'exec daemonlike' inheriting the shim");
+    let fds = proc.next_line(EXIT_TIMEOUT);
+    let held = common::shim::socket_inodes(daemon.pid());
+    let kept: Vec<(i32, u64)> = fds
+        .split(',')
+        .map(|e| {
+            let (fd, inode) = e.split_once(':').expect("FD:INODE");
+            (fd.parse().unwrap(), inode.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(kept.len(), 2, "{fds}");
+    for (fd, inode) in &kept {
+        assert!(*fd > 4 && held.contains(inode), "{fds} vs {held:?}");
+    }
+    proc.expect_line("socket tcp4 fd 3", EXIT_TIMEOUT);
+    let bound = common::shim::expect_bound(&mut proc, "0.0.0.0:80");
+    assert_eq!(bound.inode, kept[0].1, "{bound:?}");
+    proc.finish(EXIT_TIMEOUT).assert_success();
 }

@@ -55,13 +55,7 @@ fn assert_socket_file(path: &Path, uid: u32, gid: u32, mode: u32) {
 #[test]
 fn daemon_drops_every_privilege() {
     let env = TestEnv::new();
-    let daemon = env.serve(&env.config(
-        r#"
-[binding.http]
-listen = ["0.0.0.0:80", "[::]:80"]
-group = "www-data"
-"#,
-    ));
+    let daemon = env.serve(&env.config(ANY_ADDRESS_HTTP));
     assert_unprivileged(&daemon);
 
     // Defaults: socket owned by the run user, group of the binding, mode 0660; the socket
@@ -112,7 +106,7 @@ mode = "0666"
 fn command_line_user_overrides_the_file() {
     let env = TestEnv::new();
     let config = env.write_config(&format!(
-        "user = \"daemon\"\nsocket_dir = \"{}\"\n\n[binding.http]\nlisten = [\"127.0.0.1:80\"]\ngroup = \"www-data\"\n",
+        "user = \"daemon\"\nsocket_dir = \"{}\"\n{HTTP_BINDING}",
         env.socket_dir().display()
     ));
     let daemon = Daemon::start(&[

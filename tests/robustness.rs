@@ -9,34 +9,15 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde::Deserialize;
-
-const HTTP_BINDING: &str = r#"
-[binding.http]
-listen = ["127.0.0.1:80", "[::1]:80"]
-group = "www-data"
-"#;
-
-#[derive(Debug, Deserialize)]
-struct Grants {
-    granted: u64,
-    denied: u64,
-}
 
 #[test]
 fn ten_thousand_grants_leak_no_fd() {
     let env = TestEnv::new();
-    let daemon = env.serve(&env.config(HTTP_BINDING));
+    let daemon = env.serve(&env.config(DUAL_STACK_HTTP));
     let baseline = daemon.fd_count();
 
     let socket = env.socket("http");
-    let grants: Grants = env
-        .client(
-            WWW_DATA,
-            &["grants".as_ref(), socket.as_os_str(), "10000".as_ref()],
-        )
-        .finish(EXIT_TIMEOUT)
-        .json();
+    let grants = env.fetch_many(WWW_DATA, &socket, 10_000);
     assert_eq!((grants.granted, grants.denied), (10_000, 0), "{grants:?}");
     daemon.wait_fd_count(baseline);
 }
@@ -44,7 +25,7 @@ fn ten_thousand_grants_leak_no_fd() {
 #[test]
 fn stalled_clients_do_not_delay_the_next_one() {
     let env = TestEnv::new();
-    let daemon = env.serve(&env.config(HTTP_BINDING));
+    let daemon = env.serve(&env.config(DUAL_STACK_HTTP));
     let baseline = daemon.fd_count();
     let socket = env.socket("http");
 
@@ -75,7 +56,7 @@ fn stalled_clients_do_not_delay_the_next_one() {
 #[test]
 fn vanishing_clients_do_not_kill_the_daemon() {
     let env = TestEnv::new();
-    let mut daemon = env.serve(&env.config(HTTP_BINDING));
+    let mut daemon = env.serve(&env.config(DUAL_STACK_HTTP));
     let baseline = daemon.fd_count();
     let socket = env.socket("http");
 
@@ -126,21 +107,10 @@ fn set_nofile(pid: u32, soft: u64, hard: &str) {
     );
 }
 
-/// The soft and hard RLIMIT_NOFILE of `pid` as `/proc/PID/limits` shows them.
-fn nofile_limits(pid: u32) -> (String, String) {
-    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
-    let line = limits
-        .lines()
-        .find(|l| l.starts_with("Max open files"))
-        .unwrap();
-    let values: Vec<&str> = line.split_whitespace().collect();
-    (values[3].to_owned(), values[4].to_owned())
-}
-
 #[test]
 fn fd_exhaustion_waits_without_spinning_and_recovers() {
     let env = TestEnv::new();
-    let daemon = env.serve(&env.config(HTTP_BINDING));
+    let daemon = env.serve(&env.config(DUAL_STACK_HTTP));
     let pid = daemon.pid();
     let baseline = daemon.fd_count();
     let (soft, hard) = nofile_limits(pid);

@@ -10,33 +10,24 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::Command;
 
 use common::*;
 
-const HTTP_BINDING: &str = r#"
-[binding.http]
-listen = ["127.0.0.1:80"]
-group = "www-data"
-"#;
-
 /// `setpriv SETPRIV_ARGS -- portbinder serve --config CONFIG`.
-fn serve_under_setpriv(setpriv: &[&str], config: &std::path::Path) -> Command {
+fn serve_under_setpriv(setpriv: &[&str], config: &Path) -> Command {
     let mut cmd = Command::new("setpriv");
-    cmd.args(setpriv).arg("--").arg(binary()).args([
-        "serve".as_ref(),
-        "--config".as_ref(),
-        config.as_os_str(),
-    ]);
-    cmd
+    cmd.args(setpriv).arg("--");
+    serve_under(cmd, config)
 }
 
-/// Creates the socket directory owned by nobody, as systemd's RuntimeDirectory= would for
-/// `User=nobody`.
-fn runtime_dir_for_nobody(env: &TestEnv) {
-    fs::create_dir(env.socket_dir()).unwrap();
-    std::os::unix::fs::chown(env.socket_dir(), Some(65534), Some(65534)).unwrap();
-    fs::set_permissions(env.socket_dir(), fs::Permissions::from_mode(0o755)).unwrap();
+/// Starts the daemon as systemd does with `User=nobody` and `AmbientCapabilities=CAPS`
+/// (`caps` as setpriv takes them, e.g. `+net_bind_service,+chown`): as nobody, with only
+/// those capabilities, inheritable and ambient, in the socket directory that
+/// RuntimeDirectory= creates for nobody.
+fn serve_with_ambient_caps(env: &TestEnv, caps: &str) -> Daemon {
+    Daemon::spawn(env.serve_as_nobody_with_caps(caps, HTTP_BINDING).0)
 }
 
 fn status_field(daemon: &Daemon, key: &str) -> String {
@@ -46,19 +37,7 @@ fn status_field(daemon: &Daemon, key: &str) -> String {
 #[test]
 fn ambient_capabilities_start_keeps_uid_and_clears_every_set() {
     let env = TestEnv::new();
-    runtime_dir_for_nobody(&env);
-    let config = env.config(HTTP_BINDING);
-    fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).unwrap();
-    let daemon = Daemon::spawn(serve_under_setpriv(
-        &[
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=+net_bind_service,+chown",
-            "--ambient-caps=+net_bind_service,+chown",
-        ],
-        &config,
-    ));
+    let daemon = serve_with_ambient_caps(&env, "+net_bind_service,+chown");
     // It bound port 80 and chowned the socket to www-data with only those two capabilities.
     env.probe(WWW_DATA, &env.socket("http")).assert_granted(1);
     for caps in ["CapInh", "CapPrm", "CapEff", "CapAmb"] {
@@ -80,19 +59,7 @@ fn ambient_capabilities_start_keeps_uid_and_clears_every_set() {
 #[test]
 fn ambient_capabilities_with_setpcap_also_empty_the_bounding_set() {
     let env = TestEnv::new();
-    runtime_dir_for_nobody(&env);
-    let config = env.config(HTTP_BINDING);
-    fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).unwrap();
-    let daemon = Daemon::spawn(serve_under_setpriv(
-        &[
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=+net_bind_service,+chown,+setpcap",
-            "--ambient-caps=+net_bind_service,+chown,+setpcap",
-        ],
-        &config,
-    ));
+    let daemon = serve_with_ambient_caps(&env, "+net_bind_service,+chown,+setpcap");
     for caps in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
         assert_eq!(status_field(&daemon, caps), "0000000000000000", "{caps}");
     }
@@ -113,7 +80,7 @@ fn non_root_start_as_another_user_is_refused() {
     )
     .finish(EXIT_TIMEOUT);
     outcome.assert_error(4, &["started as uid 33 without root", "`nobody`"]);
-    assert!(env.socket_files().is_empty());
+    env.assert_no_socket_files();
 }
 
 #[test]
@@ -134,7 +101,7 @@ fn failed_drop_exits_5_logs_it_and_leaves_no_socket_file() {
             "Operation not permitted",
         ],
     );
-    assert!(env.socket_files().is_empty(), "{:?}", env.socket_files());
+    env.assert_no_socket_files();
     let logged = syslog_lines_since(offset);
     assert!(
         logged.iter().any(|l| l.starts_with("authpriv.err ")
@@ -156,7 +123,7 @@ fn stray_inherited_descriptors_are_closed() {
     fs::write(&secret, "root only\n").unwrap();
     let file = fs::File::open(&secret).unwrap();
     let raw = file.as_raw_fd();
-    let mut cmd = portbinder_command(&["serve".as_ref(), "--config".as_ref(), config.as_os_str()]);
+    let mut cmd = serve_command(&config);
     // SAFETY: dup2 is async-signal-safe; the hook only duplicates an fd opened before fork
     // onto fd 9 (without close-on-exec), as a careless parent would leak it.
     unsafe {
@@ -215,7 +182,7 @@ fn example_config_is_valid() {
 #[test]
 fn a_link_planted_in_the_socket_directory_is_replaced_never_followed() {
     let env = TestEnv::new();
-    runtime_dir_for_nobody(&env);
+    env.create_socket_dir_for_nobody();
     // The run user owns the directory and plants a link where the socket will go, aiming
     // the daemon's chown/chmod at a root-only file.
     let target = env.path().join("root-only");
@@ -248,7 +215,7 @@ fn a_link_planted_in_the_socket_directory_is_replaced_never_followed() {
 #[test]
 fn a_failure_on_the_second_socket_removes_the_first() {
     let env = TestEnv::new();
-    runtime_dir_for_nobody(&env);
+    env.create_socket_dir_for_nobody();
     // `b.sock` is a directory: renaming the second socket into place fails (EISDIR).
     fs::create_dir(env.socket("b")).unwrap();
     let config = env.config(
@@ -262,7 +229,7 @@ listen = ["127.0.0.1:81"]
 group = "www-data"
 "#,
     );
-    let outcome = run_serve_expect_failure(&["--config".as_ref(), config.as_os_str()]);
+    let outcome = serve_expect_failure(&config);
     outcome.assert_error(4, &["rename into place", "b.sock", "Is a directory"]);
     let mut names: Vec<_> = fs::read_dir(env.socket_dir())
         .unwrap()
@@ -293,7 +260,7 @@ fn a_second_daemon_on_the_same_socket_directory_is_refused() {
     )
     .unwrap();
     fs::set_permissions(&other, fs::Permissions::from_mode(0o600)).unwrap();
-    let outcome = run_serve_expect_failure(&["--config".as_ref(), other.as_os_str()]);
+    let outcome = serve_expect_failure(&other);
     outcome.assert_error(
         4,
         &[

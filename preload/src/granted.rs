@@ -1,70 +1,228 @@
-//! The granted sockets and the decision whether a bind(2) is one of them.
+//! The granted sockets: where the shim keeps them and the table that says which is where.
+//!
+//! At load, each socket named in `PORTBINDER_FDS` is recorded (its [`Identity`]) and moved
+//! to a high number, just under `min(soft RLIMIT_NOFILE, 1024)`, so the numbers 3, 4, … are
+//! free again and the program's own descriptors land there as they would without the shim.
+//! The cap at 1024 keeps the kernel's descriptor table small (a process's table is sized by
+//! its highest number and copied at every fork). The number each socket is kept at is an
+//! atomic, changed with compare-and-swap when the shim moves it out of a dup2's way, and set
+//! to -1 when the socket is lost (closed or replaced by a system call the shim cannot see).
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use libc::c_int;
 
+use crate::env::{self, Entry, Settings};
+use crate::identity::{Identity, Kind};
 use crate::sys;
 
-/// The variable naming the granted descriptors (set by `portbinder exec --preload`).
-const FDS_VAR: &str = "PORTBINDER_FDS";
-/// Set to 1 to let the program's children inherit the shim and the sockets.
-const INHERIT_VAR: &str = "PORTBINDER_PRELOAD_INHERIT";
-/// Our file name, to remove from LD_PRELOAD.
-const LIB_NAME: &str = "libportbinder_preload.so";
+/// At most this many sockets are kept (SCM_MAX_FD: no grant carries more).
+pub const MAX_GRANTED: usize = 253;
+/// The highest number the shim keeps a socket under, when the fd limit is higher.
+const KEEP_BELOW: u64 = 1024;
+/// Binding names are at most 64 bytes (`portbinder check` enforces it).
+const NAME_MAX: usize = 64;
 
-struct Granted {
-    fd: c_int,
-    /// SO_TYPE and SO_PROTOCOL.
-    kind: (c_int, c_int),
-    addr: SocketAddr,
+/// One granted socket.
+#[derive(Debug)]
+pub struct Granted {
+    /// Where it is kept now; -1 once lost.
+    fd: AtomicI32,
+    identity: Identity,
+    name: [u8; NAME_MAX],
+    name_len: usize,
 }
 
-static GRANTED: OnceLock<Vec<Granted>> = OnceLock::new();
+impl Granted {
+    /// The number it is kept at now, `None` once lost.
+    pub fn fd(&self) -> Option<c_int> {
+        Some(self.fd.load(Ordering::Acquire)).filter(|&fd| fd >= 0)
+    }
 
-/// Reads `PORTBINDER_FDS`, remembers each socket's type and address, and (unless asked
-/// to be inherited) marks them close-on-exec and removes the shim from the environment.
-pub fn init() {
-    sys::resolve_real_bind();
-    let inherit = std::env::var(INHERIT_VAR).is_ok_and(|v| v == "1");
-    let granted: Vec<Granted> = std::env::var(FDS_VAR)
-        .unwrap_or_default()
-        .split(',')
-        .filter_map(|n| n.trim().parse::<c_int>().ok())
-        .filter_map(|fd| {
-            let (kind, addr) = sys::describe(fd)?;
-            if !inherit {
-                sys::set_cloexec(fd);
-            }
-            Some(Granted { fd, kind, addr })
-        })
-        .collect();
-    let _ = GRANTED.set(granted);
-    if !inherit {
-        let kept: Vec<String> = std::env::var("LD_PRELOAD")
-            .unwrap_or_default()
-            .split([':', ' '])
-            .filter(|p| !p.is_empty() && !p.ends_with(LIB_NAME))
-            .map(str::to_owned)
-            .collect();
-        sys::set_env_at_load(
-            "LD_PRELOAD",
-            (!kept.is_empty()).then(|| kept.join(":")).as_deref(),
-        );
-        sys::set_env_at_load(FDS_VAR, None);
+    /// What it is.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// Its binding's name (empty if `exec` did not say).
+    pub fn name(&self) -> &str {
+        std::str::from_utf8(&self.name[..self.name_len]).unwrap_or("")
+    }
+
+    /// Records that it is now kept at `to` (-1: lost) instead of `from`. Returns false, and
+    /// changes nothing, if another thread has moved or forgotten it in the meantime.
+    pub fn moved(&self, from: c_int, to: c_int) -> bool {
+        self.fd
+            .compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
     }
 }
 
-/// If `target` is a granted socket's address for `fd`'s type, puts that socket at `fd`
-/// and returns bind's result; `None` lets the real bind(2) handle it.
-pub fn take_over(fd: c_int, target: &SocketAddr) -> Option<c_int> {
-    let kind = sys::socket_type(fd)?;
-    let granted = GRANTED.get()?.iter().find(|g| {
-        g.kind == kind
-            && g.addr.is_ipv4() == target.is_ipv4()
-            && g.addr.port() == target.port()
-            && (g.addr.ip() == target.ip() || g.addr.ip().is_unspecified())
-    })?;
-    Some(sys::replace(granted.fd, fd))
+/// Every granted socket, and how binds are matched to them.
+#[derive(Debug)]
+pub struct Table {
+    granted: Box<[Granted]>,
+    /// Serve a bind of any address with a wildcard socket of the same port.
+    any_address: bool,
+    /// Keep the sockets close-on-exec (unless the program's children inherit them).
+    cloexec: bool,
+    /// The lowest number the sockets are kept at, where moved ones go back to first.
+    keep_from: c_int,
+}
+
+static TABLE: OnceLock<Table> = OnceLock::new();
+
+/// The table, once the constructor has built it. An atomic load: safe in a signal handler.
+pub fn table() -> Option<&'static Table> {
+    TABLE.get()
+}
+
+impl Table {
+    /// The granted socket a bind of `target` on a socket of kind `kind` asks for.
+    pub fn serving(&self, kind: Kind, target: &SocketAddr) -> Option<&Granted> {
+        self.granted
+            .iter()
+            .find(|g| g.identity.serves(kind, target, self.any_address))
+    }
+
+    /// The granted socket kept at `fd`, if `fd` still holds it. One found at `fd` that no
+    /// longer holds it is forgotten: the number is the program's now.
+    pub fn kept_at(&self, fd: c_int) -> Option<&Granted> {
+        if fd < 0 {
+            return None;
+        }
+        let granted = self.granted.iter().find(|g| g.fd() == Some(fd))?;
+        if granted.identity.is_file_at(fd) {
+            Some(granted)
+        } else {
+            granted.moved(fd, -1);
+            None
+        }
+    }
+
+    /// The numbers in `first..=last` that still hold a granted socket, ascending, in `out`.
+    pub fn kept_in<'a>(
+        &self,
+        first: u32,
+        last: u32,
+        out: &'a mut [c_int; MAX_GRANTED],
+    ) -> &'a [c_int] {
+        let mut n = 0;
+        for fd in self.granted.iter().filter_map(Granted::fd) {
+            let in_range = (first..=last).contains(&(fd as u32));
+            if in_range && !out[..n].contains(&fd) && self.kept_at(fd).is_some() {
+                out[n] = fd;
+                n += 1;
+            }
+        }
+        out[..n].sort_unstable();
+        &out[..n]
+    }
+
+    /// Moves `granted`, kept at `from`, to another number, before a dup2 or dup3 of the
+    /// program's replaces `from`. If no number is free, the socket is given up (the
+    /// program's dup2 must work as it would without the shim).
+    ///
+    /// A child made with vfork() shares this table with its parent but not its descriptors:
+    /// a dup2 onto a kept number there records a move the parent did not make. The parent's
+    /// bind then finds the number holds something else and uses the real bind (posix_spawn
+    /// makes its dup2 calls inside glibc, which the shim does not see, so it is unaffected).
+    pub fn move_aside(&self, granted: &Granted, from: c_int) {
+        let to = sys::dup_at_least(from, self.keep_from, self.cloexec)
+            .or_else(|| sys::dup_at_least(from, 3, self.cloexec));
+        match to {
+            Some(to) if granted.identity.is_file_at(to) => {
+                if !granted.moved(from, to) {
+                    sys::real_close(to);
+                }
+            }
+            Some(to) => {
+                sys::real_close(to);
+                granted.moved(from, -1);
+            }
+            None => {
+                granted.moved(from, -1);
+            }
+        }
+    }
+}
+
+/// Where to keep `count` sockets: the numbers just under min(fd limit, 1024).
+fn keep_from(count: usize) -> c_int {
+    let top = sys::fd_limit().min(KEEP_BELOW);
+    top.saturating_sub(count as u64).max(3) as c_int
+}
+
+/// Moves the socket at `fd` to `keep_from` or above and closes `fd`; leaves it where it is
+/// if it is already there or no number up there is free.
+fn keep(fd: c_int, keep_from: c_int, cloexec: bool) -> c_int {
+    if fd >= keep_from {
+        if cloexec {
+            sys::set_cloexec(fd);
+        }
+        return fd;
+    }
+    match sys::dup_at_least(fd, keep_from, cloexec) {
+        Some(high) => {
+            sys::real_close(fd);
+            high
+        }
+        None => {
+            if cloexec {
+                sys::set_cloexec(fd);
+            }
+            fd
+        }
+    }
+}
+
+/// Reads `PORTBINDER_FDS`, records and moves each granted socket, and hides the shim from
+/// the program's children unless they are to inherit it. Constructor only (one thread).
+pub fn init() {
+    sys::resolve_real_functions();
+    let settings = Settings::read();
+    let keep_from = keep_from(settings.fds.len().min(MAX_GRANTED));
+    let cloexec = !settings.inherit;
+    let mut granted = Vec::new();
+    for (i, entry) in settings.fds.iter().take(MAX_GRANTED).enumerate() {
+        let Some(identity) = Identity::of(entry.fd) else {
+            continue;
+        };
+        if entry.inode.is_some_and(|inode| inode != identity.file.1) {
+            continue; // not the socket the parent's shim kept at that number
+        }
+        let name = settings.names.get(i).map_or("", String::as_str);
+        let name = if name.len() <= NAME_MAX { name } else { "" };
+        let mut bytes = [0; NAME_MAX];
+        bytes[..name.len()].copy_from_slice(name.as_bytes());
+        granted.push(Granted {
+            fd: AtomicI32::new(keep(entry.fd, keep_from, cloexec)),
+            identity,
+            name: bytes,
+            name_len: name.len(),
+        });
+    }
+    if settings.inherit {
+        let kept: Vec<Entry> = granted
+            .iter()
+            .filter_map(|g| {
+                Some(Entry {
+                    fd: g.fd()?,
+                    inode: Some(g.identity.file.1),
+                })
+            })
+            .collect();
+        let names: Vec<&str> = granted.iter().map(Granted::name).collect();
+        env::publish(&kept, &names);
+    } else {
+        env::hide();
+    }
+    let _ = TABLE.set(Table {
+        granted: granted.into_boxed_slice(),
+        any_address: settings.any_address,
+        cloexec,
+        keep_from,
+    });
 }

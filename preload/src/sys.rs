@@ -1,30 +1,63 @@
-//! Every libc call of the shim, with its `unsafe`.
+//! Every libc call of the shim, with its `unsafe`. None of these allocates or takes a lock:
+//! close(), dup2() and friends may be called from a signal handler.
+//!
+//! The shim defines close, close_range, closefrom, dup2, dup3 and bind itself, so a call to
+//! `libc::close` from here would come back to the shim. The real ones are looked up once, at
+//! load, with `dlsym(RTLD_NEXT)` (libc's, or the next interposer's), and called through
+//! their addresses; until then (a call before the constructor has run) the system call is
+//! made directly.
 
 use std::ffi::CString;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use libc::{c_int, sockaddr, socklen_t};
+use libc::{c_int, c_uint, sockaddr, socklen_t};
 
 type BindFn = unsafe extern "C" fn(c_int, *const sockaddr, socklen_t) -> c_int;
+type CloseFn = unsafe extern "C" fn(c_int) -> c_int;
+type ClosefromFn = unsafe extern "C" fn(c_int);
+type Dup3Fn = unsafe extern "C" fn(c_int, c_int, c_int) -> c_int;
+type Dup2Fn = unsafe extern "C" fn(c_int, c_int) -> c_int;
 
-/// The next bind(2) in the lookup order (libc's), resolved once.
-static REAL_BIND: AtomicUsize = AtomicUsize::new(0);
+/// The addresses of the next bind, close, closefrom, dup2 and dup3 (0 until resolved).
+static REAL: [AtomicUsize; 5] = [const { AtomicUsize::new(0) }; 5];
+const BIND: usize = 0;
+const CLOSE: usize = 1;
+const CLOSEFROM: usize = 2;
+const DUP2: usize = 3;
+const DUP3: usize = 4;
+
+/// This thread's errno.
+pub fn errno() -> c_int {
+    // SAFETY: __errno_location returns this thread's errno slot, always valid.
+    unsafe { *libc::__errno_location() }
+}
+
+/// Sets this thread's errno.
+pub fn set_errno(value: c_int) {
+    // SAFETY: as in `errno`.
+    unsafe { *libc::__errno_location() = value };
+}
 
 /// Sets errno and returns -1, as a failing system call does.
-pub fn fail(errno: c_int) -> c_int {
-    // SAFETY: __errno_location returns this thread's errno slot, always valid.
-    unsafe { *libc::__errno_location() = errno };
+pub fn fail(value: c_int) -> c_int {
+    set_errno(value);
     -1
 }
 
-/// Resolves the real bind(2) (the next one in the lookup order, libc's). Called from the
-/// load-time constructor, so that bind() itself never calls dlsym, which is not
-/// async-signal-safe.
-pub fn resolve_real_bind() {
-    // SAFETY: dlsym with RTLD_NEXT and a NUL-terminated name only looks up a symbol.
-    let f = unsafe { libc::dlsym(libc::RTLD_NEXT, c"bind".as_ptr()) } as usize;
-    REAL_BIND.store(f, Ordering::Release);
+/// Resolves the real functions. Called from the load-time constructor only, since dlsym is
+/// neither async-signal-safe nor cheap.
+pub fn resolve_real_functions() {
+    let names = [c"bind", c"close", c"closefrom", c"dup2", c"dup3"];
+    for (slot, name) in REAL.iter().zip(names) {
+        // SAFETY: dlsym with RTLD_NEXT and a NUL-terminated name only looks up a symbol.
+        let address = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) } as usize;
+        slot.store(address, Ordering::Release);
+    }
+}
+
+fn real(index: usize) -> usize {
+    REAL[index].load(Ordering::Acquire)
 }
 
 /// Calls the real bind(2).
@@ -33,14 +66,84 @@ pub fn resolve_real_bind() {
 ///
 /// The arguments must satisfy bind(2)'s contract, as our caller's did.
 pub unsafe fn real_bind(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
-    let f = REAL_BIND.load(Ordering::Acquire);
-    if f == 0 {
-        return fail(libc::ENOSYS);
+    match real(BIND) {
+        // SAFETY: bind(2) takes no pointer but `addr`, forwarded under the caller's contract.
+        0 => unsafe { libc::syscall(libc::SYS_bind, fd, addr, len) as c_int },
+        f => {
+            // SAFETY: `f` is what dlsym gave for "bind", whose C signature is BindFn.
+            let bind = unsafe { std::mem::transmute::<usize, BindFn>(f) };
+            // SAFETY: forwarded unchanged under the caller's contract.
+            unsafe { bind(fd, addr, len) }
+        }
     }
-    // SAFETY: `f` is the address dlsym gave for libc's bind, whose signature is BindFn.
-    let real: BindFn = unsafe { std::mem::transmute::<usize, BindFn>(f) };
-    // SAFETY: forwarded unchanged under the caller's contract.
-    unsafe { real(fd, addr, len) }
+}
+
+/// Calls the real close(2).
+pub fn real_close(fd: c_int) -> c_int {
+    match real(CLOSE) {
+        // SAFETY: close takes no pointer; closing a number that is not open gives EBADF.
+        0 => unsafe { libc::syscall(libc::SYS_close, fd) as c_int },
+        f => {
+            // SAFETY: `f` is what dlsym gave for "close", whose C signature is CloseFn.
+            let close = unsafe { std::mem::transmute::<usize, CloseFn>(f) };
+            // SAFETY: close takes no pointer.
+            unsafe { close(fd) }
+        }
+    }
+}
+
+/// Calls the real dup2(2) (`flags` is None) or dup3(2).
+pub fn real_dup(old: c_int, new: c_int, flags: Option<c_int>) -> c_int {
+    match (flags, real(DUP2), real(DUP3)) {
+        (None, f @ 1.., _) => {
+            // SAFETY: `f` is what dlsym gave for "dup2", whose C signature is Dup2Fn.
+            let dup2 = unsafe { std::mem::transmute::<usize, Dup2Fn>(f) };
+            // SAFETY: dup2 takes no pointer.
+            unsafe { dup2(old, new) }
+        }
+        (Some(flags), _, f @ 1..) => {
+            // SAFETY: `f` is what dlsym gave for "dup3", whose C signature is Dup3Fn.
+            let dup3 = unsafe { std::mem::transmute::<usize, Dup3Fn>(f) };
+            // SAFETY: dup3 takes no pointer.
+            unsafe { dup3(old, new, flags) }
+        }
+        // Before the constructor: dup2(fd, fd) returns fd if it is open; otherwise both are
+        // the dup3 system call (aarch64 has no dup2 system call).
+        (None, 0, _) if old == new => {
+            if status_flags(old).is_some() {
+                new
+            } else {
+                -1
+            }
+        }
+        // SAFETY: dup3 takes no pointer.
+        (flags, ..) => unsafe {
+            libc::syscall(libc::SYS_dup3, old, new, flags.unwrap_or(0)) as c_int
+        },
+    }
+}
+
+/// The close_range(2) system call.
+pub fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
+    // SAFETY: close_range takes no pointer; it only closes (or marks) descriptors, which is
+    // what our caller asked for on exactly this range.
+    unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) as c_int }
+}
+
+/// Calls the real closefrom(3) (glibc's closes every fd from `low` up, with its own
+/// fallback on kernels without close_range, and aborts if it cannot).
+pub fn real_closefrom(low: c_int) {
+    match real(CLOSEFROM) {
+        0 => {
+            close_range(low as c_uint, c_uint::MAX, 0);
+        }
+        f => {
+            // SAFETY: `f` is what dlsym gave for "closefrom", whose C signature is ClosefromFn.
+            let closefrom = unsafe { std::mem::transmute::<usize, ClosefromFn>(f) };
+            // SAFETY: closefrom takes no pointer.
+            unsafe { closefrom(low) }
+        }
+    }
 }
 
 /// Reads an IPv4 or IPv6 socket address; `None` for anything else (Unix sockets…).
@@ -69,18 +172,20 @@ pub unsafe fn read_sockaddr(addr: *const sockaddr, len: socklen_t) -> Option<Soc
             // SAFETY: as above, for sockaddr_in6.
             let sin6 = unsafe { addr.cast::<libc::sockaddr_in6>().read_unaligned() };
             let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            // The flow label plays no part in bind; the scope does (fe80::1%eth0).
             Some(SocketAddr::V6(SocketAddrV6::new(
                 ip,
                 u16::from_be(sin6.sin6_port),
                 0,
-                0,
+                sin6.sin6_scope_id,
             )))
         }
         _ => None,
     }
 }
 
-fn int_option(fd: c_int, option: c_int) -> Option<c_int> {
+/// An integer SOL_SOCKET option of `fd` (SO_DOMAIN, SO_TYPE, SO_PROTOCOL).
+pub fn socket_option(fd: c_int, option: c_int) -> Option<c_int> {
     let mut value: c_int = 0;
     let mut len = size_of::<c_int>() as socklen_t;
     // SAFETY: getsockopt writes at most `len` bytes into `value`, which has that size.
@@ -96,18 +201,19 @@ fn int_option(fd: c_int, option: c_int) -> Option<c_int> {
     (ret == 0).then_some(value)
 }
 
-/// SO_TYPE and SO_PROTOCOL of `fd`: (SOCK_STREAM, IPPROTO_TCP) for TCP, and so on, so an
-/// SCTP or MPTCP stream socket is never mistaken for TCP.
-pub fn socket_type(fd: c_int) -> Option<(c_int, c_int)> {
-    Some((
-        int_option(fd, libc::SO_TYPE)?,
-        int_option(fd, libc::SO_PROTOCOL)?,
-    ))
+/// The device and inode of `fd` if it is a socket.
+pub fn socket_file(fd: c_int) -> Option<(u64, u64)> {
+    // SAFETY: an all-zero `stat` is a valid value of the type.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat writes one `stat` into `st`.
+    let ret = unsafe { libc::fstat(fd, &mut st) };
+    #[allow(clippy::unnecessary_cast)] // st_dev and st_ino differ in type between targets
+    (ret == 0 && st.st_mode & libc::S_IFMT == libc::S_IFSOCK)
+        .then_some((st.st_dev as u64, st.st_ino as u64))
 }
 
-/// The type and local address of a granted socket.
-pub fn describe(fd: c_int) -> Option<((c_int, c_int), SocketAddr)> {
-    let kind = socket_type(fd)?;
+/// The local address of an IPv4 or IPv6 socket.
+pub fn local_address(fd: c_int) -> Option<SocketAddr> {
     // SAFETY: an all-zero sockaddr_storage is a valid value of the type.
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut len = size_of::<libc::sockaddr_storage>() as socklen_t;
@@ -117,52 +223,71 @@ pub fn describe(fd: c_int) -> Option<((c_int, c_int), SocketAddr)> {
         return None;
     }
     // SAFETY: `storage` holds `len` bytes just written by the kernel.
-    let addr = unsafe { read_sockaddr((&raw const storage).cast(), len) }?;
-    Some((kind, addr))
+    unsafe { read_sockaddr((&raw const storage).cast(), len) }
+}
+
+/// The file status flags (F_GETFL: O_NONBLOCK…) of `fd`'s open file description.
+pub fn status_flags(fd: c_int) -> Option<c_int> {
+    // SAFETY: F_GETFL only reads the open file description's flags.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    (flags >= 0).then_some(flags)
+}
+
+/// Whether `fd` is close-on-exec (`None` if it is not open).
+pub fn is_cloexec(fd: c_int) -> Option<bool> {
+    // SAFETY: F_GETFD only reads the descriptor's flags.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    (flags >= 0).then_some(flags & libc::FD_CLOEXEC != 0)
 }
 
 /// Marks `fd` close-on-exec.
 pub fn set_cloexec(fd: c_int) {
-    // SAFETY: F_GETFD/F_SETFD only read and set the descriptor's flags.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFD);
-        if flags >= 0 {
-            libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
-        }
+    if is_cloexec(fd) == Some(false) {
+        // SAFETY: F_SETFD only sets the descriptor's flags.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }
 }
 
-/// Puts `granted` at `fd` (dup3), keeping `fd`'s close-on-exec flag and mirroring its
-/// O_NONBLOCK onto the shared socket. Returns 0, or -1 with errno set.
-pub fn replace(granted: c_int, fd: c_int) -> c_int {
-    // SAFETY: fcntl and dup3 act on descriptors only. dup3 atomically closes the program's
-    // own, still unbound socket at `fd` and makes `fd` refer to the granted socket, which
-    // is exactly the program's intent in binding it.
-    unsafe {
-        let fd_flags = libc::fcntl(fd, libc::F_GETFD);
-        let status = libc::fcntl(fd, libc::F_GETFL);
-        if fd_flags < 0 || status < 0 {
-            return -1;
-        }
-        let shared = libc::fcntl(granted, libc::F_GETFL);
-        if shared >= 0 && (shared ^ status) & libc::O_NONBLOCK != 0 {
-            libc::fcntl(
-                granted,
-                libc::F_SETFL,
-                (shared & !libc::O_NONBLOCK) | (status & libc::O_NONBLOCK),
-            );
-        }
-        let cloexec = if fd_flags & libc::FD_CLOEXEC != 0 {
-            libc::O_CLOEXEC
-        } else {
-            0
-        };
-        if libc::dup3(granted, fd, cloexec) < 0 {
-            -1
-        } else {
-            0
-        }
+/// Sets the file status flags (F_SETFL: O_NONBLOCK…) of `fd`'s open file description.
+pub fn set_status_flags(fd: c_int, flags: c_int) -> bool {
+    // SAFETY: F_SETFL only sets the open file description's flags.
+    unsafe { libc::fcntl(fd, libc::F_SETFL, flags) == 0 }
+}
+
+/// A new, unbound, close-on-exec socket.
+pub fn new_socket(domain: c_int, kind: c_int, protocol: c_int) -> Option<c_int> {
+    // SAFETY: socket takes no pointer and returns a new descriptor owned by the caller.
+    let fd = unsafe { libc::socket(domain, kind | libc::SOCK_CLOEXEC, protocol) };
+    (fd >= 0).then_some(fd)
+}
+
+/// A new descriptor for `fd`'s socket at the lowest free number at or above `min`.
+pub fn dup_at_least(fd: c_int, min: c_int, cloexec: bool) -> Option<c_int> {
+    let command = if cloexec {
+        libc::F_DUPFD_CLOEXEC
+    } else {
+        libc::F_DUPFD
+    };
+    // SAFETY: F_DUPFD only creates a new descriptor at a free number; it never replaces one.
+    let new = unsafe { libc::fcntl(fd, command, min) };
+    (new >= 0).then_some(new)
+}
+
+/// The soft RLIMIT_NOFILE (the highest fd number a new descriptor may take, plus one).
+pub fn fd_limit() -> u64 {
+    // SAFETY: an all-zero rlimit is a valid value of the type.
+    let mut limit: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: getrlimit writes one rlimit into `limit`.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return 1024;
     }
+    limit.rlim_cur
+}
+
+/// Writes `bytes` to fd 2 (one write; a short or failed write is not retried).
+pub fn write_stderr(bytes: &[u8]) {
+    // SAFETY: write reads `bytes.len()` bytes from a live slice.
+    unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
 }
 
 /// Sets or unsets an environment variable from the load-time constructor.

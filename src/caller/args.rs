@@ -14,7 +14,12 @@ use super::exec::{Request, find_shim};
 
 /// The options of `portbinder exec`, as `portbinder-exec` knows them (besides `--help` and
 /// `--version`).
-pub const FLAGS: [&str; 3] = ["--socket-dir", "--preload", "--preload-lib"];
+pub const FLAGS: [&str; 4] = [
+    "--socket-dir",
+    "--preload",
+    "--preload-lib",
+    "--preload-any-address",
+];
 
 /// The directory of the daemon's sockets when `--socket-dir` is not given.
 pub const DEFAULT_SOCKET_DIR: &str = portbinder_client::DEFAULT_SOCKET_DIR;
@@ -38,6 +43,9 @@ Options:
                       bind(2) calls, instead of LISTEN_FDS
   --preload-lib PATH  The shim library (default: beside this executable, else
                       /usr/lib/portbinder)
+  --preload-any-address
+                      With --preload, also serve a bind of a specific address (127.0.0.1:80)
+                      with the binding's wildcard socket of the same port (0.0.0.0:80)
   -h, --help          Print this help
   -V, --version       Print the version
 ";
@@ -64,6 +72,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, UsageEr
     let mut socket_dir: Option<PathBuf> = None;
     let mut preload = false;
     let mut preload_lib: Option<PathBuf> = None;
+    let mut any_address = false;
     let mut names: Vec<String> = Vec::new();
     let mut command: Vec<OsString> = Vec::new();
     while let Some(arg) = args.next() {
@@ -87,11 +96,16 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, UsageEr
             ("-V" | "--version", None) => return Ok(Parsed::Version),
             ("--preload", None) if preload => return Err(twice(flag)),
             ("--preload", None) => preload = true,
+            ("--preload-any-address", None) if any_address => return Err(twice(flag)),
+            ("--preload-any-address", None) => any_address = true,
             ("--socket-dir", _) if socket_dir.is_some() => return Err(twice(flag)),
             ("--socket-dir", _) => socket_dir = Some(value(flag, "DIR", inline, &mut args)?),
             ("--preload-lib", _) if preload_lib.is_some() => return Err(twice(flag)),
             ("--preload-lib", _) => preload_lib = Some(value(flag, "PATH", inline, &mut args)?),
-            ("--preload" | "-h" | "--help" | "-V" | "--version", Some(_)) => {
+            (
+                "--preload" | "--preload-any-address" | "-h" | "--help" | "-V" | "--version",
+                Some(_),
+            ) => {
                 return Err(UsageError(format!("`{flag}` takes no value")));
             }
             _ => {
@@ -113,13 +127,19 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, UsageEr
             "no program to run: write `-- PROGRAM [ARGS...]` after the binding names".to_owned(),
         ));
     }
-    if preload_lib.is_some() && !preload {
-        return Err(UsageError("`--preload-lib` needs `--preload`".to_owned()));
+    for (given, flag) in [
+        (preload_lib.is_some(), "--preload-lib"),
+        (any_address, "--preload-any-address"),
+    ] {
+        if given && !preload {
+            return Err(UsageError(format!("`{flag}` needs `--preload`")));
+        }
     }
     Ok(Parsed::Run(Request {
         names,
         socket_dir: socket_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET_DIR)),
         preload: preload.then(|| preload_lib.unwrap_or_else(find_shim)),
+        any_address,
         command,
     }))
 }
@@ -196,6 +216,9 @@ mod tests {
             "p",
         ]);
         assert_eq!(r.preload, Some(PathBuf::from("/x/shim.so")));
+        assert!(!r.any_address);
+        let r = request(&["--preload-any-address", "--preload", "http", "--", "p"]);
+        assert!(r.any_address && r.preload.is_some());
         assert_eq!(r.socket_dir, PathBuf::from("/run/portbinder"));
         // An empty name between commas is kept, so that exec refuses it as clap's parse does.
         assert_eq!(request(&["http,", "--", "p"]).names, ["http", ""]);
@@ -229,6 +252,10 @@ mod tests {
         assert!(usage(&["--preload", "--preload", "h", "--", "p"]).contains("given twice"));
         assert!(usage(&["--preload=yes", "h", "--", "p"]).contains("takes no value"));
         assert!(usage(&["--preload-lib", "/x", "h", "--", "p"]).contains("needs `--preload`"));
+        assert!(
+            usage(&["--preload-any-address", "h", "--", "p"])
+                .contains("`--preload-any-address` needs `--preload`")
+        );
         assert!(usage(&["h"]).ends_with("(see `portbinder-exec --help`)"));
     }
 }

@@ -20,6 +20,11 @@ use super::sys;
 
 /// The variable through which `--preload` tells the shim which descriptors it may use.
 pub const PRELOAD_FDS_VAR: &str = "PORTBINDER_FDS";
+/// The variable naming each descriptor's binding for the shim (as `LISTEN_FDNAMES`), which
+/// it names in its warnings.
+pub const PRELOAD_NAMES_VAR: &str = "PORTBINDER_FDNAMES";
+/// The variable that makes the shim serve a bind of any address with a wildcard socket.
+pub const PRELOAD_ANY_ADDRESS_VAR: &str = "PORTBINDER_PRELOAD_ANY_ADDRESS";
 /// The shim's file name.
 pub const PRELOAD_LIB: &str = "libportbinder_preload.so";
 /// Where packages install the shim.
@@ -34,6 +39,9 @@ pub struct Request {
     pub socket_dir: PathBuf,
     /// `Some(shim)` to hand the sockets to the LD_PRELOAD shim instead of LISTEN_FDS.
     pub preload: Option<PathBuf>,
+    /// With `preload`: serve a bind of any address with a granted wildcard socket of the
+    /// same port (`--preload-any-address`).
+    pub any_address: bool,
     /// The program and its arguments.
     pub command: Vec<OsString>,
 }
@@ -182,9 +190,13 @@ fn prepare(request: &Request) -> Result<Command, ExecError> {
             command
                 .env("LD_PRELOAD", preload)
                 .env(PRELOAD_FDS_VAR, numbers.join(","))
+                .env(PRELOAD_NAMES_VAR, names.join(":"))
                 .env_remove("LISTEN_FDS")
                 .env_remove("LISTEN_PID")
                 .env_remove("LISTEN_FDNAMES");
+            if request.any_address {
+                command.env(PRELOAD_ANY_ADDRESS_VAR, "1");
+            }
         }
     }
     Ok(command)

@@ -1,7 +1,7 @@
 //! Listen addresses: `tcp://IP:PORT` (the default scheme) and `udp://IP:PORT`, IPv4 or IPv6.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::str::FromStr;
 
 /// The transport protocol of a listening socket.
@@ -83,6 +83,43 @@ impl ListenAddr {
             && a.is_ipv4() == b.is_ipv4()
             && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
     }
+
+    /// The IPv4 address that an IPv6 socket for this address also takes when it is
+    /// dual-stack (IPV6_V6ONLY off): every IPv4 address of the port for `[::]`, `a.b.c.d`
+    /// for the IPv4-mapped `[::ffff:a.b.c.d]`, none for any other address.
+    pub fn dual_stack_ipv4(&self) -> Option<ListenAddr> {
+        let SocketAddr::V6(v6) = self.addr else {
+            return None;
+        };
+        let ip = if v6.ip().is_unspecified() {
+            Ipv4Addr::UNSPECIFIED
+        } else {
+            v6.ip().to_ipv4_mapped()?
+        };
+        Some(ListenAddr {
+            proto: self.proto,
+            addr: SocketAddr::V4(SocketAddrV4::new(ip, v6.port())),
+        })
+    }
+
+    /// [`ListenAddr::conflicts_with`], for sockets whose IPV6_V6ONLY setting is given
+    /// (`ipv6_only`, ignored for IPv4): a dual-stack `[::]:80` collides with `0.0.0.0:80`
+    /// and `127.0.0.1:80` too.
+    pub fn collides_with(
+        &self,
+        ipv6_only: bool,
+        other: &ListenAddr,
+        other_ipv6_only: bool,
+    ) -> bool {
+        let takes =
+            |a: &ListenAddr, only: bool| [Some(*a), if only { None } else { a.dual_stack_ipv4() }];
+        takes(self, ipv6_only).iter().flatten().any(|a| {
+            takes(other, other_ipv6_only)
+                .iter()
+                .flatten()
+                .any(|b| a.conflicts_with(b))
+        })
+    }
 }
 
 #[cfg(test)]
@@ -132,5 +169,21 @@ mod tests {
         assert!(!addr("127.0.0.1:80").conflicts_with(&addr("127.0.0.2:80")));
         assert!(!addr("0.0.0.0:80").conflicts_with(&addr("0.0.0.0:443")));
         assert!(addr("[::]:80").conflicts_with(&addr("[::1]:80")));
+    }
+
+    #[test]
+    fn dual_stack_collisions() {
+        let any6 = addr("[::]:80");
+        assert!(any6.collides_with(false, &addr("0.0.0.0:80"), true));
+        assert!(addr("127.0.0.1:80").collides_with(true, &any6, false));
+        assert!(!any6.collides_with(true, &addr("0.0.0.0:80"), true));
+        assert!(!any6.collides_with(false, &addr("udp://0.0.0.0:80"), true));
+        assert!(!any6.collides_with(false, &addr("0.0.0.0:81"), true));
+        // Only `[::]` and IPv4-mapped addresses take IPv4 traffic.
+        assert!(!addr("[::1]:80").collides_with(false, &addr("127.0.0.1:80"), true));
+        let mapped = addr("[::ffff:127.0.0.1]:80");
+        assert_eq!(mapped.dual_stack_ipv4(), Some(addr("127.0.0.1:80")));
+        assert!(mapped.collides_with(false, &addr("0.0.0.0:80"), true));
+        assert!(!mapped.collides_with(false, &addr("127.0.0.2:80"), true));
     }
 }

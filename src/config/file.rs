@@ -18,11 +18,12 @@ use super::trust;
 pub enum Trust {
     /// Any readable file: `check` validates drafts wherever they lie.
     Any,
-    /// Only a file that no one but root or the user this process runs as could have
-    /// changed: not one they own or that their group or others may write, nor one in a
-    /// directory they could write to (a sticky directory such as /tmp excepted), as sshd
-    /// and sudo do. `serve` reads with this.
-    RootOnly,
+    /// Only a file that no one but root or the given user could have changed: not one
+    /// someone else owns or that its group or others may write, nor one in a directory
+    /// they could write to (a sticky directory such as /tmp excepted), as sshd and sudo do.
+    /// `serve` reads with this, naming the user it was started as (root, or the run user
+    /// under systemd's `User=`), also when it reads the file again after the drop.
+    RootOr(Uid),
 }
 
 /// Reads and parses a configuration file (no validation yet).
@@ -31,15 +32,18 @@ pub fn read_file(path: &Path, trust: Trust) -> Result<Raw, ConfigError> {
         path: path.to_owned(),
         source,
     };
-    let trusted_only = trust == Trust::RootOnly;
+    let owner = match trust {
+        Trust::Any => None,
+        Trust::RootOr(uid) => Some(uid),
+    };
     let mut file = File::options()
         .read(true)
         // Never block on a FIFO put where the file should be; it is refused below.
-        .custom_flags(if trusted_only { libc::O_NONBLOCK } else { 0 })
+        .custom_flags(if owner.is_some() { libc::O_NONBLOCK } else { 0 })
         .open(path)
         .map_err(read)?;
-    if trusted_only {
-        if let Some((problem, fix)) = untrusted(&file).map_err(read)? {
+    if let Some(owner) = owner {
+        if let Some((problem, fix)) = untrusted(&file, owner).map_err(read)? {
             return Err(ConfigError::Untrusted {
                 path: path.to_owned(),
                 problem,
@@ -55,9 +59,8 @@ pub fn read_file(path: &Path, trust: Trust) -> Result<Raw, ConfigError> {
 /// What makes the open configuration `file` untrustworthy, and the fix, if anything: its
 /// type, owner or mode, or the owner or mode of a directory on its real path (read from
 /// /proc/self/fd, so the file checked is the file read, whatever symlinks led to it).
-fn untrusted(file: &File) -> std::io::Result<Option<(String, String)>> {
-    let me = Uid::effective().as_raw();
-    let trusted = |uid: u32| uid == 0 || uid == me;
+fn untrusted(file: &File, owner: Uid) -> std::io::Result<Option<(String, String)>> {
+    let trusted = |uid: u32| uid == 0 || uid == owner.as_raw();
     let meta = file.metadata()?;
     let real = trust::real_path(file.as_fd())?;
     if !meta.is_file() {

@@ -7,6 +7,7 @@ use nix::unistd::{Gid, Uid};
 use super::address::ListenAddr;
 use super::error::Origin;
 use super::ids::{GroupId, IdRange, UserId};
+use super::options::SocketOptions;
 use super::raw::{Facility, LogTarget};
 
 /// Where the daemon reads its configuration when no `--config` is given.
@@ -59,6 +60,8 @@ pub struct Binding {
     pub allow_users: Vec<IdRange<Uid>>,
     /// Groups allowed to fetch, the socket's group first: single gids and ranges of them.
     pub allow_groups: Vec<IdRange<Gid>>,
+    /// How its sockets are made (O_NONBLOCK, IPV6_V6ONLY, buffers, …).
+    pub options: SocketOptions,
 }
 
 /// Whether `name` is a valid binding name: 1 to 64 characters of `a-z`, `0-9`, `_`, `-`

@@ -42,6 +42,44 @@ pub struct RawBinding {
     /// Groups allowed to fetch the binding.
     #[serde(default)]
     pub allow_groups: Vec<String>,
+    /// O_NONBLOCK on the binding's sockets (src/config/options.rs has every option's meaning).
+    pub nonblocking: Option<bool>,
+    /// IPV6_V6ONLY on its IPv6 sockets.
+    pub ipv6_only: Option<bool>,
+    /// IP_FREEBIND / IPV6_FREEBIND.
+    pub free_bind: Option<bool>,
+    /// SO_BINDTODEVICE: an interface name.
+    pub bind_to_device: Option<String>,
+    /// SO_REUSEADDR.
+    pub reuse_address: Option<bool>,
+    /// TCP_DEFER_ACCEPT, seconds.
+    pub defer_accept: Option<i64>,
+    /// TCP_FASTOPEN queue length.
+    pub fast_open: Option<i64>,
+    /// SO_KEEPALIVE.
+    pub keepalive: Option<bool>,
+    /// TCP_KEEPIDLE, seconds.
+    pub keepalive_idle: Option<i64>,
+    /// TCP_KEEPINTVL, seconds.
+    pub keepalive_interval: Option<i64>,
+    /// TCP_KEEPCNT.
+    pub keepalive_count: Option<i64>,
+    /// SO_RCVBUF / SO_RCVBUFFORCE, bytes.
+    pub receive_buffer: Option<Size>,
+    /// SO_SNDBUF / SO_SNDBUFFORCE, bytes.
+    pub send_buffer: Option<Size>,
+    /// SO_MARK.
+    pub mark: Option<i64>,
+}
+
+/// A size in bytes as written: a TOML integer, or a string with a K, M or G suffix.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Size {
+    /// A TOML integer: bytes.
+    Int(i64),
+    /// A string such as `"8M"` (base 1024).
+    Text(String),
 }
 
 /// A file mode as written in the configuration.

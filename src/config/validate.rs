@@ -1,6 +1,8 @@
 //! Validation of a parsed configuration: every problem is collected, each naming its
 //! binding and field, so `portbinder check` shows them all at once.
 
+mod options;
+
 use std::path::PathBuf;
 
 use nix::unistd::Gid;
@@ -143,15 +145,41 @@ fn binding(
     }
     for text in &raw.listen {
         match text.parse::<ListenAddr>() {
-            Ok(addr) if listen.iter().any(|a: &ListenAddr| a.conflicts_with(&addr)) => {
+            Ok(addr) => listen.push(addr),
+            Err(e) => problems.binding(name, "listen", e),
+        }
+    }
+    let options = options::validate(&raw, &listen)
+        .map_err(|all| {
+            for (field, what) in all {
+                problems.binding(name, field, what);
+            }
+        })
+        .ok();
+    let v6only = options.as_ref().is_none_or(|o| o.ipv6_only);
+    let mut seen: Vec<ListenAddr> = Vec::with_capacity(listen.len());
+    for addr in &listen {
+        match seen.iter().find(|a| a.collides_with(v6only, addr, v6only)) {
+            Some(a) if a.conflicts_with(addr) => problems.binding(
+                name,
+                "listen",
+                format!("{addr} is listed twice or overlaps another address of this binding"),
+            ),
+            Some(a) => {
+                let (v4, v6) = if a.addr.is_ipv4() {
+                    (a, addr)
+                } else {
+                    (addr, a)
+                };
                 problems.binding(
                     name,
                     "listen",
-                    format!("{addr} is listed twice or overlaps another address of this binding"),
+                    format!(
+                        "{v4} collides with {v6}, which takes IPv4 too with `ipv6_only = false`: remove {v4} (the dual-stack socket serves it), or set `ipv6_only = true` for two sockets"
+                    ),
                 );
             }
-            Ok(addr) => listen.push(addr),
-            Err(e) => problems.binding(name, "listen", e),
+            None => seen.push(*addr),
         }
     }
 
@@ -191,8 +219,8 @@ fn binding(
         }
     }
 
-    match group {
-        Some(group) if problems.0.len() == before => Some(Binding {
+    match (group, options) {
+        (Some(group), Some(options)) if problems.0.len() == before => Some(Binding {
             name: name.to_owned(),
             listen,
             backlog,
@@ -200,6 +228,7 @@ fn binding(
             mode,
             allow_users,
             allow_groups,
+            options,
         }),
         _ => None,
     }
@@ -230,10 +259,16 @@ fn parse_mode(mode: Mode) -> Result<u32, String> {
 fn find_conflicts(bindings: &[Binding], problems: &mut Problems) {
     for (i, a) in bindings.iter().enumerate() {
         for b in &bindings[i + 1..] {
+            let (a6, b6) = (a.options.ipv6_only, b.options.ipv6_only);
             for x in &a.listen {
-                for y in b.listen.iter().filter(|y| x.conflicts_with(y)) {
+                for y in b.listen.iter().filter(|y| x.collides_with(a6, y, b6)) {
+                    let dual = if x.conflicts_with(y) {
+                        ""
+                    } else {
+                        " (a dual-stack socket, `ipv6_only = false`, takes IPv4 too)"
+                    };
                     problems.binding(&b.name, "listen", format!(
-                        "{y} collides with {x} of binding `{}`: each address may belong to one binding only",
+                        "{y} collides with {x} of binding `{}`{dual}: each address may belong to one binding only",
                         a.name
                     ));
                 }

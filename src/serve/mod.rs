@@ -11,6 +11,7 @@ pub mod audit;
 pub mod grant;
 pub mod logger;
 pub mod notify;
+pub mod reload;
 pub mod sandbox;
 pub mod setup;
 pub mod status;
@@ -27,10 +28,11 @@ use grant::{Served, Server, raw_fds};
 use notify::{Notifier, NotifyError};
 use sandbox::SandboxError;
 use setup::bind::{self, BindError};
+use setup::endpoint::Endpoints;
 use setup::fdstore;
 use setup::listenfds::{self, ListenFdsError};
 use setup::privdrop::{self, DropError, VerifyError};
-use setup::sockdir::{self, Endpoints, SockDirError};
+use setup::sockdir::{self, SockDirError};
 use status::Status;
 
 /// Why `serve` stopped before serving (or while serving).
@@ -118,11 +120,11 @@ pub fn run(load: impl FnOnce() -> Result<Config, ConfigError>) -> Result<(), Ser
     let notifier = Notifier::from_env().map_err(SetupError::from)?;
 
     // 2. Configuration, with every name resolved while NSS is still fully reachable.
-    //    `load` reads with config::Trust::RootOnly: a file that anyone but root could
+    //    `load` reads with config::Trust::RootOr: a file that anyone but root could
     //    have written is refused (exit 3).
     let config = load()?;
     // The start-up working directory (/root, say) is nothing the daemon should hold on to;
-    // a relative --config has been read by now, and every other path is absolute.
+    // every path it uses is absolute (main makes --config so).
     std::env::set_current_dir("/").map_err(|e| SetupError::Process("change directory to /", e))?;
     let run_as = config.user.uid;
     if !Uid::effective().is_root() && Uid::effective() != run_as {
@@ -134,11 +136,13 @@ pub fn run(load: impl FnOnce() -> Result<Config, ConfigError>) -> Result<(), Ser
         .into());
     }
 
-    // 3. Bind (the one step that needs CAP_NET_BIND_SERVICE), adopting inherited sockets.
+    // 3. Bind (the one step that needs CAP_NET_BIND_SERVICE), adopting inherited sockets,
+    //    with each binding's socket options set before bind(2) (SO_MARK and buffers beyond
+    //    the sysctl maximum need CAP_NET_ADMIN, which only a root start has).
     let bind::Bound {
         bindings: bound,
         unused,
-    } = bind::bind_all(&config.bindings, inherited).map_err(SetupError::from)?;
+    } = bind::bind_all(&config.bindings, inherited, &config.origin).map_err(SetupError::from)?;
 
     // 4. The socket directory and the Unix sockets (chown needs root or CAP_CHOWN). From
     //    here on, `endpoints` removes the socket files on every way out.
@@ -259,20 +263,24 @@ fn log_start(
 ) {
     for ((binding, endpoint), sockets) in config.bindings.iter().zip(&endpoints.list).zip(bound) {
         let listen: Vec<String> = binding.listen.iter().map(ToString::to_string).collect();
-        log::info!(
-            "{}",
-            Line::new("start")
-                .field("binding", &binding.name)
-                .field("listen", listen.join(","))
-                .field("socket", endpoint.path.display())
-                .field(
-                    "owner",
-                    ids::user_name(config.user.uid).unwrap_or_else(|| config.user.uid.to_string())
-                )
-                .field("group", &binding.group.name)
-                .field("mode", format_args!("{:04o}", binding.mode))
-                .field("adopted", sockets.adopted)
-        );
+        let line = Line::new("start")
+            .field("binding", &binding.name)
+            .field("listen", listen.join(","))
+            .field("socket", endpoint.path.display())
+            .field(
+                "owner",
+                ids::user_name(config.user.uid).unwrap_or_else(|| config.user.uid.to_string()),
+            )
+            .field("group", &binding.group.name)
+            .field("mode", format_args!("{:04o}", binding.mode))
+            .field("adopted", sockets.adopted);
+        // The socket options: nonblocking always, every other one the binding sets.
+        let line = binding
+            .options
+            .audit_fields()
+            .into_iter()
+            .fold(line, |line, (key, value)| line.field(key, value));
+        log::info!("{line}");
     }
     let line = Line::new("drop")
         .field("result", "verified")

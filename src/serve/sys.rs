@@ -81,6 +81,27 @@ pub fn peer_groups(conn: BorrowedFd<'_>) -> io::Result<Vec<Gid>> {
     }
 }
 
+/// Sets an `int` socket option that nix has no wrapper for (TCP_DEFER_ACCEPT, TCP_FASTOPEN).
+pub fn set_int_sockopt(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: the kernel reads exactly `size_of::<c_int>()` bytes from `&value`, which
+    // lives for the call; an unknown option or a bad descriptor is an error, not UB.
+    check(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&raw const value).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
 /// Reads the securebits (PR_GET_SECUREBITS).
 pub fn securebits() -> io::Result<u32> {
     // SAFETY: PR_GET_SECUREBITS takes no pointer arguments.

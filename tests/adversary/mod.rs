@@ -1,6 +1,6 @@
-//! What the hostile, fault and sandbox tests share: the hostile client (`clients/hostile.py`),
-//! measurements of the daemon (descriptors, memory, log lines), and the figures that
-//! `scripts/security-figures` collects into SECURITY.md.
+//! What the hostile, fault and robustness tests share: the hostile client
+//! (`clients/hostile.py`), measurements of the daemon (latency of legitimate grants, memory),
+//! and the figures that `scripts/security-figures` collects into SECURITY.md.
 //!
 //! Figures are written only when `PORTBINDER_FIGURES` names a file: each measuring test then
 //! appends one JSON object per line. Tests assert liveness bounds and resource baselines,
@@ -21,14 +21,6 @@ use crate::common::*;
 
 const HOSTILE_PY: &str = include_str!("../clients/hostile.py");
 
-/// A binding anyone may connect to (mode 0666), so that the daemon decides every case.
-pub const OPEN_HTTP: &str = r#"
-[binding.http]
-listen = ["127.0.0.1:80", "[::1]:80"]
-group = "www-data"
-mode = "0666"
-"#;
-
 /// The longest a legitimate grant may take while the daemon is under attack. A liveness
 /// bound only: a stalled or dead daemon exceeds it by far, a slow machine does not.
 pub const GRANT_LIVENESS: Duration = Duration::from_secs(5);
@@ -40,15 +32,7 @@ pub fn hostile_command<S: AsRef<OsStr>>(env: &TestEnv, user: User, args: &[S]) -
         fs::write(&script, HOSTILE_PY).unwrap();
         fs::set_permissions(&script, fs::Permissions::from_mode(0o644)).unwrap();
     }
-    let mut cmd = Command::new("/usr/bin/python3");
-    cmd.arg(&script)
-        .args(args)
-        .current_dir(env.path())
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("LANG", "C.UTF-8");
-    user.apply(&mut cmd);
-    cmd
+    env.python_command(user, &script, args)
 }
 
 /// Spawns `hostile.py args...` as `user`.
@@ -134,17 +118,6 @@ pub fn rss_kib(daemon: &Daemon) -> u64 {
         .trim()
         .parse()
         .unwrap_or_else(|e| panic!("VmRSS {value:?}: {e}"))
-}
-
-/// The soft and hard RLIMIT_NOFILE of process `pid`, as /proc/PID/limits shows them.
-pub fn nofile_limits(pid: u32) -> (String, String) {
-    let limits = fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
-    let line = limits
-        .lines()
-        .find(|l| l.starts_with("Max open files"))
-        .expect("Max open files in /proc/PID/limits");
-    let values: Vec<&str> = line.split_whitespace().collect();
-    (values[3].to_owned(), values[4].to_owned())
 }
 
 /// Appends one figure (a JSON object with a `figure` name) to `$PORTBINDER_FIGURES`, if set.

@@ -61,6 +61,7 @@ mod tests {
                 IdRange::single(Gid::from_raw(33)),
                 IdRange::single(Gid::from_raw(50)),
             ],
+            options: Default::default(),
         }
     }
 

@@ -19,7 +19,7 @@ use nix::sys::socket::{SockFlag, accept4};
 
 use crate::config::{Binding, ids};
 use crate::serve::audit::Line;
-use crate::serve::setup::sockdir::Endpoint;
+use crate::serve::setup::endpoint::Endpoint;
 use crate::serve::status::{Counters, Status};
 use peer::{Peer, Process};
 use ratelimit::{Key, RateLimiter};

@@ -1,14 +1,17 @@
 //! Step 3 of start-up: every configured address gets its socket, adopted from the
 //! descriptors passed with LISTEN_FDS when one matches (same binding name, protocol and
-//! local address), bound afresh otherwise.
+//! local address), bound afresh otherwise. Either way the socket gets its binding's options
+//! ([`options`]): a new one before bind(2), an adopted one as far as a bound socket can
+//! change, and an adopted socket that cannot match is refused, never served as it is.
 
 use std::os::fd::OwnedFd;
 
 use nix::errno::Errno;
 
-use crate::config::Binding;
 use crate::config::address::{ListenAddr, Proto};
+use crate::config::{Binding, Origin};
 use crate::serve::setup::listenfds::Inherited;
+use crate::serve::setup::options::{self, OptionError};
 use crate::serve::setup::socket;
 
 /// The sockets of one binding, in configuration order.
@@ -32,6 +35,18 @@ pub enum BindError {
         addr: ListenAddr,
         /// The cause.
         errno: Errno,
+    },
+    /// A socket option of the binding could not be given to one of its sockets.
+    #[error("cannot give {addr} of binding `{binding}` ({origin}) its socket options: {option}")]
+    Option {
+        /// The binding.
+        binding: String,
+        /// The address.
+        addr: ListenAddr,
+        /// Where the configuration came from.
+        origin: Origin,
+        /// Which option, why, and the fix.
+        option: Box<OptionError>,
     },
     /// An inherited descriptor names a binding but does not match its address's type.
     #[error(
@@ -74,7 +89,11 @@ pub struct Bound {
 /// Binds or adopts every address of every binding. Inherited descriptors that match no
 /// configured binding and address are returned as left over, for the caller to log and
 /// close (a binding may have been removed from the configuration).
-pub fn bind_all(bindings: &[Binding], inherited: Vec<Inherited>) -> Result<Bound, BindError> {
+pub fn bind_all(
+    bindings: &[Binding],
+    inherited: Vec<Inherited>,
+    origin: &Origin,
+) -> Result<Bound, BindError> {
     let mut pool: Vec<(Inherited, Option<ListenAddr>)> = inherited
         .into_iter()
         .map(|i| {
@@ -89,16 +108,28 @@ pub fn bind_all(bindings: &[Binding], inherited: Vec<Inherited>) -> Result<Bound
             adopted: 0,
         };
         for want in &binding.listen {
+            let option_error = |option| BindError::Option {
+                binding: binding.name.clone(),
+                addr: *want,
+                origin: origin.clone(),
+                option: Box::new(option),
+            };
             if let Some(fd) = adopt(&mut pool, binding, want)? {
+                options::apply(&fd, want, &binding.options, options::Made::Inherited)
+                    .map_err(option_error)?;
                 bound.fds.push(fd);
                 bound.adopted += 1;
                 continue;
             }
-            let fd = socket::bind(want, binding.backlog).map_err(|errno| BindError::Bind {
+            let bind_error = |errno| BindError::Bind {
                 binding: binding.name.clone(),
                 addr: *want,
                 errno,
-            })?;
+            };
+            let fd = socket::create(want).map_err(bind_error)?;
+            options::apply(&fd, want, &binding.options, options::Made::Here)
+                .map_err(option_error)?;
+            socket::bind(&fd, want, binding.backlog).map_err(bind_error)?;
             bound.fds.push(fd);
         }
         all.push(bound);

@@ -97,6 +97,7 @@ mod tests {
             mode: 0o660,
             allow_users: Vec::new(),
             allow_groups: Vec::new(),
+            options: Default::default(),
         }
     }
 

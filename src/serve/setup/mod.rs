@@ -2,12 +2,14 @@
 //! CAP_CHOWN from the service manager), in the order `serve::run` takes them:
 //! take the inherited sockets ([`listenfds`]), bind or adopt every address ([`bind`], on
 //! [`socket`]), create the socket directory and one Unix socket per binding
-//! ([`sockdir`]), hand the sockets to systemd's fd store ([`fdstore`]), and finally drop
+//! ([`sockdir`], [`endpoint`]), hand the sockets to systemd's fd store ([`fdstore`]), and finally drop
 //! every privilege and read the drop back ([`privdrop`]).
 
 pub mod bind;
+pub mod endpoint;
 pub mod fdstore;
 pub mod listenfds;
+pub mod options;
 pub mod privdrop;
 pub mod sockdir;
 pub mod socket;

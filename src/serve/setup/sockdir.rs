@@ -1,24 +1,21 @@
-//! Step 4 of start-up: the socket directory and one Unix socket per binding.
+//! Step 4 of start-up, first half: the socket directory, checked, opened and locked.
 //!
 //! The socket directory belongs to the run user, who can rename, replace or symlink
-//! anything in it at any moment. So nothing here follows a path in it: the directory is
-//! opened once (O_NOFOLLOW) and every later step works on descriptors. Each socket is
-//! bound inside a fresh private staging directory (mode 0700, owned by the daemon's
-//! effective uid), created with its final mode by the umask (no chmod), chowned with
-//! AT_SYMLINK_NOFOLLOW, put in listening state, and only then renamed into place as
-//! `<dir>/<name>.sock`, so no client can reach it with the wrong permissions and no
-//! swapped-in link can redirect a privileged chown or chmod.
+//! anything in it at any moment. So nothing follows a path in it: the directory is opened
+//! once (through its parent, whose real path only root or the run user may change, and
+//! with O_NOFOLLOW), and every later step works on that descriptor ([`SocketDir::fd`]):
+//! the Unix sockets (src/serve/setup/endpoint.rs), their removal at stop, the sandbox's
+//! rule. The one-daemon lock is a 0600 file inside it that no one else can open.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{AtFlags, OFlag, open, openat, renameat};
-use nix::sys::socket::{self, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
-use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, mkdirat, umask};
-use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, unlinkat};
+use nix::fcntl::{AtFlags, OFlag, open, openat};
+use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, mkdirat};
+use nix::unistd::{Gid, Uid, fchown};
 
-use crate::config::{Binding, trust};
+use crate::config::trust;
 
 /// The mode of a socket directory that portbinder creates.
 const DIR_MODE: u32 = 0o755;
@@ -46,7 +43,7 @@ pub enum SockDirError {
     },
 }
 
-fn sys<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(Errno) -> SockDirError + 'a {
+pub(super) fn sys<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(Errno) -> SockDirError + 'a {
     move |errno| SockDirError::Sys {
         op,
         path: path.to_owned(),
@@ -77,12 +74,12 @@ impl SocketDir {
 /// stops; the lock goes with the process.
 pub const LOCK_FILE: &str = ".portbinder.lock";
 
-const DIR_FLAGS: OFlag = OFlag::O_RDONLY
+pub(super) const DIR_FLAGS: OFlag = OFlag::O_RDONLY
     .union(OFlag::O_DIRECTORY)
     .union(OFlag::O_NOFOLLOW)
     .union(OFlag::O_CLOEXEC);
 
-fn is_dir_owned_by(stat: &FileStat, owner: Uid) -> bool {
+pub(super) fn is_dir_owned_by(stat: &FileStat, owner: Uid) -> bool {
     SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR
         && stat.st_uid == owner.as_raw()
 }
@@ -238,128 +235,4 @@ fn open_dir(dir: &Path, owner: Uid, owner_gid: Gid) -> Result<(PathBuf, OwnedFd)
 
 fn io_errno(e: &std::io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
-}
-
-/// A binding's listening Unix socket and its file.
-#[derive(Debug)]
-pub struct Endpoint {
-    /// `<dir>/<name>.sock`.
-    pub path: PathBuf,
-    /// `<name>.sock`, the file's name in the socket directory.
-    file: String,
-    /// The listening, non-blocking Unix socket.
-    pub listener: OwnedFd,
-}
-
-/// The Unix sockets of all bindings, in the socket directory they were made in. Dropping
-/// it removes their files through the directory's descriptor (never by path: the directory
-/// may have been moved or replaced meanwhile), so no error path and no clean stop leaves a
-/// socket file behind.
-#[derive(Debug)]
-pub struct Endpoints<'a> {
-    dir: &'a SocketDir,
-    /// The endpoints, in binding order.
-    pub list: Vec<Endpoint>,
-}
-
-impl<'a> Endpoints<'a> {
-    /// No endpoints yet, in `dir`.
-    pub fn new(dir: &'a SocketDir) -> Endpoints<'a> {
-        Endpoints {
-            dir,
-            list: Vec::new(),
-        }
-    }
-
-    /// Creates the endpoint of `binding` (see [`create`]) and keeps it.
-    pub fn create(&mut self, binding: &Binding, owner: Uid) -> Result<(), SockDirError> {
-        self.list.push(create(self.dir, binding, owner)?);
-        Ok(())
-    }
-}
-
-impl Drop for Endpoints<'_> {
-    fn drop(&mut self) {
-        for endpoint in &self.list {
-            let _ = unlinkat(
-                &self.dir.fd,
-                endpoint.file.as_str(),
-                UnlinkatFlags::NoRemoveDir,
-            );
-        }
-    }
-}
-
-/// Creates `<dir>/<name>.sock` for `binding`, owned by `owner` and the binding's group,
-/// with the binding's mode, already listening when it appears under its final name.
-pub fn create(dir: &SocketDir, binding: &Binding, owner: Uid) -> Result<Endpoint, SockDirError> {
-    let path = binding.socket_path(&dir.path);
-    let stage_name = format!(".{}.{}.new", binding.name, std::process::id());
-    let stage_path = dir.path.join(&stage_name);
-    let file = format!("{}.sock", binding.name);
-    mkdirat(&dir.fd, stage_name.as_str(), Mode::S_IRWXU)
-        .map_err(sys("create staging directory", &stage_path))?;
-    let result = (|| {
-        let stage = openat(&dir.fd, stage_name.as_str(), DIR_FLAGS, Mode::empty())
-            .map_err(sys("open staging directory", &stage_path))?;
-        let stat = fstat(&stage).map_err(sys("inspect", &stage_path))?;
-        if !is_dir_owned_by(&stat, Uid::effective()) || stat.st_mode & 0o077 != 0 {
-            return Err(SockDirError::Unsafe {
-                path: stage_path.clone(),
-                problem: "was replaced while it was being created".into(),
-            });
-        }
-        let listener =
-            bind_in(&stage, &file, binding.mode).map_err(sys("bind Unix socket for", &path))?;
-        let created = fstatat(&stage, file.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
-            .map_err(sys("inspect", &path))?;
-        if SFlag::from_bits_truncate(created.st_mode) & SFlag::S_IFMT != SFlag::S_IFSOCK {
-            return Err(SockDirError::Unsafe {
-                path: stage_path.clone(),
-                problem: "holds something other than our socket".into(),
-            });
-        }
-        nix::unistd::fchownat(
-            &stage,
-            file.as_str(),
-            Some(owner),
-            Some(binding.group.gid),
-            AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .map_err(sys("chown (needs root or CAP_CHOWN)", &path))?;
-        socket::listen(&listener, Backlog::MAXCONN).map_err(sys("listen on", &path))?;
-        // The atomic step that makes it reachable; it replaces a stale file of the same
-        // name (never following it) and fails on a directory.
-        renameat(&stage, file.as_str(), &dir.fd, file.as_str())
-            .map_err(sys("rename into place", &path))?;
-        Ok(listener)
-    })();
-    // The staging directory is empty now (or holds a socket we failed to move): remove both.
-    if let Ok(stage) = openat(&dir.fd, stage_name.as_str(), DIR_FLAGS, Mode::empty()) {
-        let _ = unlinkat(&stage, file.as_str(), UnlinkatFlags::NoRemoveDir);
-    }
-    let _ = unlinkat(&dir.fd, stage_name.as_str(), UnlinkatFlags::RemoveDir);
-    result.map(|listener| Endpoint {
-        path,
-        file,
-        listener,
-    })
-}
-
-/// Binds a new non-blocking Unix socket at `name` in the directory `stage`, with the
-/// file's permission bits set by the umask at creation (restored to 077 after).
-fn bind_in(stage: &OwnedFd, name: &str, mode: u32) -> Result<OwnedFd, Errno> {
-    let listener = socket::socket(
-        AddressFamily::Unix,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-        None,
-    )?;
-    // The path goes through our descriptor of the staging directory, not its name.
-    let addr =
-        UnixAddr::new(format!("/proc/self/fd/{}/{name}", stage.as_fd().as_raw_fd()).as_str())?;
-    umask(Mode::from_bits_truncate(!mode & 0o777));
-    let bound = socket::bind(listener.as_raw_fd(), &addr);
-    umask(Mode::from_bits_truncate(0o077));
-    bound.map(|()| listener)
 }

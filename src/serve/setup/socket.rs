@@ -10,10 +10,9 @@ use nix::sys::socket::{
 
 use crate::config::address::{ListenAddr, Proto};
 
-/// Creates a socket for `addr` and binds it: TCP sockets get SO_REUSEADDR (so a restart
-/// does not wait out TIME_WAIT) and are put in listening state with `backlog`; IPv6
-/// sockets get IPV6_V6ONLY, so `0.0.0.0:80` and `[::]:80` can both be bound.
-pub fn bind(addr: &ListenAddr, backlog: u32) -> Result<OwnedFd, Errno> {
+/// Creates an unbound socket for `addr`: its family and type, close-on-exec. The binding's
+/// options go on it next (src/serve/setup/options.rs), then [`bind`].
+pub fn create(addr: &ListenAddr) -> Result<OwnedFd, Errno> {
     let family = if addr.addr.is_ipv4() {
         AddressFamily::Inet
     } else {
@@ -23,18 +22,16 @@ pub fn bind(addr: &ListenAddr, backlog: u32) -> Result<OwnedFd, Errno> {
         Proto::Tcp => SockType::Stream,
         Proto::Udp => SockType::Datagram,
     };
-    let fd = socket::socket(family, kind, SockFlag::SOCK_CLOEXEC, None)?;
-    if addr.proto == Proto::Tcp {
-        socket::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
-    }
-    if family == AddressFamily::Inet6 {
-        socket::setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
-    }
+    socket::socket(family, kind, SockFlag::SOCK_CLOEXEC, None)
+}
+
+/// Binds `fd` to `addr` and, for TCP, puts it in listening state with `backlog`.
+pub fn bind(fd: &OwnedFd, addr: &ListenAddr, backlog: u32) -> Result<(), Errno> {
     socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(addr.addr))?;
     if addr.proto == Proto::Tcp {
-        listen(&fd, backlog)?;
+        listen(fd, backlog)?;
     }
-    Ok(fd)
+    Ok(())
 }
 
 /// Puts a TCP socket in listening state.
@@ -68,27 +65,26 @@ pub fn is_listening(fd: &impl AsFd) -> bool {
 mod tests {
     use super::*;
 
+    fn bound(proto: Proto, addr: &str, v6only: bool) -> OwnedFd {
+        let addr = ListenAddr {
+            proto,
+            addr: addr.parse().unwrap(),
+        };
+        let fd = create(&addr).unwrap();
+        if addr.addr.is_ipv6() {
+            socket::setsockopt(&fd, sockopt::Ipv6V6Only, &v6only).unwrap();
+        }
+        bind(&fd, &addr, 16).unwrap();
+        fd
+    }
+
     #[test]
     fn binds_and_reads_back_tcp_and_udp() {
-        let tcp = bind(
-            &ListenAddr {
-                proto: Proto::Tcp,
-                addr: "127.0.0.1:0".parse().unwrap(),
-            },
-            16,
-        )
-        .unwrap();
+        let tcp = bound(Proto::Tcp, "127.0.0.1:0", true);
         let got = local_addr(&tcp).unwrap();
         assert_eq!(got.proto, Proto::Tcp);
         assert!(is_listening(&tcp));
-        let udp = bind(
-            &ListenAddr {
-                proto: Proto::Udp,
-                addr: "[::1]:0".parse().unwrap(),
-            },
-            16,
-        )
-        .unwrap();
+        let udp = bound(Proto::Udp, "[::1]:0", true);
         let got = local_addr(&udp).unwrap();
         assert_eq!((got.proto, got.addr.is_ipv6()), (Proto::Udp, true));
         assert!(!is_listening(&udp));

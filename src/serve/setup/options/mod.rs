@@ -1,0 +1,162 @@
+//! A binding's socket options (src/config/options.rs) put on its sockets: on a new one
+//! between socket(2) and bind(2), while the daemon still holds its start-up privileges, and
+//! on an inherited one (fd store, socket units) as far as the kernel allows on a socket that
+//! is bound already. What cannot be made to match is an error that says what to change.
+//!
+//! Every option the binding sets is applied. An inherited socket is also put back to the
+//! default of each option that has one (blocking, IPv6-only, no free bind, SO_REUSEADDR on
+//! TCP only, no defer, no fast open, no keepalive, no mark, no device), so it is served as
+//! the configuration says and not as a previous configuration or a socket unit left it; the
+//! keepalive timings and buffer sizes, whose defaults are the kernel's sysctls, are left as
+//! they are unless set.
+
+mod error;
+mod fixed;
+mod net_admin;
+mod tcp;
+
+use std::os::fd::OwnedFd;
+
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::sys::socket::sockopt;
+
+use crate::config::SocketOptions;
+use crate::config::address::{ListenAddr, Proto};
+use error::{failed, flag, set};
+use fixed::{device, ipv6_only};
+use net_admin::{Buffer, buffer, mark};
+
+pub use error::{Made, OptionError};
+
+/// Gives `fd`, a socket for `addr`, the options of its binding.
+pub fn apply(
+    fd: &OwnedFd,
+    addr: &ListenAddr,
+    options: &SocketOptions,
+    made: Made,
+) -> Result<(), OptionError> {
+    let tcp = addr.proto == Proto::Tcp;
+    // An inherited socket is put back to the defaults too; a new one has them already.
+    let reset = made == Made::Inherited;
+    if addr.addr.is_ipv6() {
+        // bind(2) makes a socket on any IPv6 address but `[::]` and the IPv4-mapped ones
+        // IPv6-only whatever was asked: that is what an inherited one has then.
+        let only = options.ipv6_only || addr.dual_stack_ipv4().is_none();
+        ipv6_only(fd, only, made)?;
+    }
+    let reuse = options.reuse_address_for(addr.proto);
+    if reset || reuse {
+        set(fd, "reuse_address", sockopt::ReuseAddr, &reuse, flag(reuse))?;
+    }
+    if reset || options.free_bind {
+        let on = options.free_bind;
+        set(fd, "free_bind", sockopt::IpFreebind, &on, flag(on))?;
+    }
+    device(fd, options.bind_to_device.as_deref(), made)?;
+    mark(fd, options.mark, made)?;
+    if let Some(bytes) = options.receive_buffer {
+        buffer(fd, Buffer::Receive, bytes, made)?;
+    }
+    if let Some(bytes) = options.send_buffer {
+        buffer(fd, Buffer::Send, bytes, made)?;
+    }
+    if tcp {
+        tcp::tcp_options(fd, options, reset)?;
+    }
+    nonblocking(fd, options.nonblocking)
+}
+
+/// O_NONBLOCK on the open file description, which every holder shares.
+fn nonblocking(fd: &OwnedFd, want: bool) -> Result<(), OptionError> {
+    let fail = |e| failed("nonblocking", flag(want), e);
+    let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL).map_err(fail)?);
+    let mut wanted = flags;
+    wanted.set(OFlag::O_NONBLOCK, want);
+    if wanted != flags {
+        fcntl(fd, FcntlArg::F_SETFL(wanted)).map_err(fail)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serve::setup::socket;
+    use nix::sys::socket::getsockopt;
+
+    fn addr(proto: Proto, text: &str) -> ListenAddr {
+        ListenAddr {
+            proto,
+            addr: text.parse().unwrap(),
+        }
+    }
+
+    fn is_nonblocking(fd: &OwnedFd) -> bool {
+        OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL).unwrap()).contains(OFlag::O_NONBLOCK)
+    }
+
+    #[test]
+    fn a_new_socket_gets_every_option_before_bind() {
+        let want = addr(Proto::Tcp, "[::]:0");
+        let options = SocketOptions {
+            nonblocking: true,
+            ipv6_only: false,
+            free_bind: true,
+            keepalive: true,
+            keepalive_idle: Some(30),
+            defer_accept: Some(3),
+            fast_open: Some(16),
+            receive_buffer: Some(100_000),
+            ..SocketOptions::default()
+        };
+        let fd = socket::create(&want).unwrap();
+        apply(&fd, &want, &options, Made::Here).unwrap();
+        socket::bind(&fd, &want, 16).unwrap();
+        assert!(is_nonblocking(&fd));
+        assert!(!getsockopt(&fd, sockopt::Ipv6V6Only).unwrap());
+        assert!(getsockopt(&fd, sockopt::IpFreebind).unwrap());
+        assert!(getsockopt(&fd, sockopt::ReuseAddr).unwrap());
+        assert!(getsockopt(&fd, sockopt::KeepAlive).unwrap());
+        assert_eq!(getsockopt(&fd, sockopt::TcpKeepIdle).unwrap(), 30);
+        assert_eq!(getsockopt(&fd, sockopt::RcvBuf).unwrap(), 200_000);
+    }
+
+    #[test]
+    fn an_inherited_socket_is_put_back_to_the_defaults() {
+        let want = addr(Proto::Tcp, "127.0.0.1:0");
+        let fd = socket::create(&want).unwrap();
+        let custom = SocketOptions {
+            nonblocking: true,
+            keepalive: true,
+            free_bind: true,
+            ..SocketOptions::default()
+        };
+        apply(&fd, &want, &custom, Made::Here).unwrap();
+        socket::bind(&fd, &want, 16).unwrap();
+        apply(&fd, &want, &SocketOptions::default(), Made::Inherited).unwrap();
+        assert!(!is_nonblocking(&fd));
+        assert!(!getsockopt(&fd, sockopt::KeepAlive).unwrap());
+        assert!(!getsockopt(&fd, sockopt::IpFreebind).unwrap());
+    }
+
+    #[test]
+    fn an_inherited_socket_of_the_other_v6only_is_refused_with_the_fix() {
+        let want = addr(Proto::Udp, "[::]:0");
+        let fd = socket::create(&want).unwrap();
+        apply(&fd, &want, &SocketOptions::default(), Made::Here).unwrap();
+        socket::bind(&fd, &want, 16).unwrap();
+        let dual = SocketOptions {
+            ipv6_only: false,
+            ..SocketOptions::default()
+        };
+        let error = apply(&fd, &want, &dual, Made::Inherited).unwrap_err();
+        assert_eq!(error.field, "ipv6_only");
+        let text = error.to_string();
+        assert!(
+            text.starts_with("`ipv6_only = false`: the inherited socket has IPV6_V6ONLY 1"),
+            "{text}"
+        );
+        assert!(text.contains("fix: set `ipv6_only = true`"), "{text}");
+        assert!(text.contains("BindIPv6Only=both"), "{text}");
+    }
+}

@@ -1,0 +1,49 @@
+//! The bindings that many tests configure, as TOML tables to follow [`TestEnv::globals`]
+//! (through [`TestEnv::config`]): written once here, so that a test shows only what its case
+//! adds to them.
+//!
+//! [`TestEnv::globals`]: super::TestEnv::globals
+//! [`TestEnv::config`]: super::TestEnv::config
+
+/// `http` on 127.0.0.1:80 for group www-data, with the default mode 0660.
+pub const HTTP_BINDING: &str = r#"
+[binding.http]
+listen = ["127.0.0.1:80"]
+group = "www-data"
+"#;
+
+/// [`HTTP_BINDING`] with more keys of its table (`extra`: TOML lines such as `mode = "0666"`).
+pub fn http_binding(extra: &str) -> String {
+    format!("{HTTP_BINDING}{extra}\n")
+}
+
+/// `http` on both loopback addresses, 127.0.0.1:80 and [::1]:80 (a grant of two sockets),
+/// for group www-data.
+pub const DUAL_STACK_HTTP: &str = r#"
+[binding.http]
+listen = ["127.0.0.1:80", "[::1]:80"]
+group = "www-data"
+"#;
+
+/// [`DUAL_STACK_HTTP`] that anyone may connect to (mode 0666), so that the daemon, not the
+/// socket file's mode, decides every case.
+pub const OPEN_HTTP: &str = r#"
+[binding.http]
+listen = ["127.0.0.1:80", "[::1]:80"]
+group = "www-data"
+mode = "0666"
+"#;
+
+/// `http` on every address, 0.0.0.0:80 and [::]:80, for group www-data.
+pub const ANY_ADDRESS_HTTP: &str = r#"
+[binding.http]
+listen = ["0.0.0.0:80", "[::]:80"]
+group = "www-data"
+"#;
+
+/// `dns`: one UDP socket on 127.0.0.1:53 for group www-data.
+pub const DNS_BINDING: &str = r#"
+[binding.dns]
+listen = ["udp://127.0.0.1:53"]
+group = "www-data"
+"#;

@@ -1,0 +1,57 @@
+//! What `/proc` tells about a process: its open descriptors (leak checks and failure messages),
+//! its status fields (credentials, memory, the sandbox), its CPU time and its limits.
+
+use std::collections::HashMap;
+use std::fs;
+
+/// The fd numbers open in process `pid`.
+pub fn proc_fds(pid: u32) -> Vec<i32> {
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// `fd -> link target` for every fd open in process `pid`, for failure messages.
+pub fn proc_fd_links(pid: u32) -> Vec<(i32, String)> {
+    let mut links: Vec<(i32, String)> = proc_fds(pid)
+        .into_iter()
+        .filter_map(|fd| {
+            let target = fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok()?;
+            Some((fd, target.display().to_string()))
+        })
+        .collect();
+    links.sort();
+    links
+}
+
+/// The fields of `/proc/PID/status`, values trimmed.
+pub fn proc_status(pid: u32) -> HashMap<String, String> {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+/// CPU time process `pid` used so far (utime + stime, in clock ticks, from `/proc/PID/stat`).
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after `(comm)`.
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// The soft and hard RLIMIT_NOFILE of process `pid`, as `/proc/PID/limits` shows them.
+pub fn nofile_limits(pid: u32) -> (String, String) {
+    let limits = fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("Max open files in /proc/PID/limits");
+    let values: Vec<&str> = line.split_whitespace().collect();
+    (values[3].to_owned(), values[4].to_owned())
+}
