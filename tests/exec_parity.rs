@@ -159,7 +159,7 @@ fn the_same_command_lines_give_the_same_results() {
     );
     assert_eq!(
         shown.stdout,
-        "LISTEN_FDS=3 LISTEN_FDNAMES=http:http:dns LISTEN_PID=own\nLD_PRELOAD=- PORTBINDER_FDS=-\n\
+        "LISTEN_FDS=3 LISTEN_FDNAMES=http:http:dns LISTEN_PID=own\nLD_PRELOAD=- PORTBINDER_FDS=- PORTBINDER_PRELOAD_ANY_ADDRESS=-\n\
          fd 3: socket\nfd 4: socket\nfd 5: socket\nfd 6: closed\n"
     );
     // Names as separate arguments, options after them, `--socket-dir=DIR`.
@@ -189,10 +189,32 @@ fn the_same_command_lines_give_the_same_results() {
     assert_eq!(
         preloaded.stdout,
         format!(
-            "LISTEN_FDS=- LISTEN_FDNAMES=- LISTEN_PID=-\nLD_PRELOAD={} PORTBINDER_FDS=3,4\n\
+            "LISTEN_FDS=- LISTEN_FDNAMES=- LISTEN_PID=-\nLD_PRELOAD={} PORTBINDER_FDS=3,4 PORTBINDER_PRELOAD_ANY_ADDRESS=-\n\
              fd 3: socket\nfd 4: socket\nfd 5: closed\nfd 6: closed\n",
             shim.display()
         )
+    );
+
+    // --preload-any-address: the same, and the shim told to serve any address.
+    let any = pair.same(
+        &env,
+        WWW_DATA,
+        &[
+            "--preload",
+            "--preload-any-address",
+            "--preload-lib",
+            shim.to_str().unwrap(),
+            "--socket-dir",
+            dir,
+            "http",
+            "--",
+            show,
+        ],
+        0,
+    );
+    assert!(
+        any.stdout.contains(" PORTBINDER_PRELOAD_ANY_ADDRESS=1\n"),
+        "{any}"
     );
 
     // Every runtime error, with its code and the same words.
@@ -338,6 +360,10 @@ fn usage_errors_exit_2_in_both_and_run_nothing() {
         (&["http", "--socket-dir"], "--socket-dir"),
         (
             &["--preload-lib", "/x.so", "http", "--", "/usr/bin/touch", m],
+            "--preload",
+        ),
+        (
+            &["--preload-any-address", "http", "--", "/usr/bin/touch", m],
             "--preload",
         ),
         (

@@ -18,7 +18,8 @@ int main(void) {
     const char *pid = getenv("LISTEN_PID");
     printf("LISTEN_FDS=%s LISTEN_FDNAMES=%s LISTEN_PID=%s\n", var("LISTEN_FDS"), var("LISTEN_FDNAMES"),
            pid ? (atol(pid) == (long)getpid() ? "own" : "other") : "-");
-    printf("LD_PRELOAD=%s PORTBINDER_FDS=%s\n", var("LD_PRELOAD"), var("PORTBINDER_FDS"));
+    printf("LD_PRELOAD=%s PORTBINDER_FDS=%s PORTBINDER_PRELOAD_ANY_ADDRESS=%s\n", var("LD_PRELOAD"),
+           var("PORTBINDER_FDS"), var("PORTBINDER_PRELOAD_ANY_ADDRESS"));
     for (int fd = 3; fd <= 6; fd++) {
         struct stat st;
         printf("fd %d: %s\n", fd, fstat(fd, &st) != 0 ? "closed" : S_ISSOCK(st.st_mode) ? "socket" : "other");
