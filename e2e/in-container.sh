@@ -143,7 +143,7 @@ since=$(now)
 check "systemctl restart" systemctl restart portbinder
 check "restarted and ready" wait_for 10 restarted "$old"
 same "$(granted)" "$before" "a new grant hands out the same sockets"
-check "the new daemon adopted both" wait_for 5 logged "$since" 'event=start binding=http .*adopted=2$'
+check "the new daemon adopted both" wait_for 5 logged "$since" 'event=start binding=http .* adopted=2( |$)'
 hammer_stop "restart"
 
 phase "kill -9: Restart=on-failure brings the same sockets back"
@@ -214,7 +214,7 @@ for set in CapInh CapPrm CapEff CapAmb CapBnd; do
 done
 check "socket-activated: in a network namespace of its own" \
     test "$(readlink /proc/"$pid"/ns/net)" != "$(readlink /proc/1/ns/net)"
-check "socket-activated: adopted both sockets" wait_for 5 logged "$since" 'event=start binding=http .*adopted=2$'
+check "socket-activated: adopted both sockets" wait_for 5 logged "$since" 'event=start binding=http .* adopted=2( |$)'
 same "$(prop StatusText)" "serving 1 binding: 0 grants, 0 denials" "socket-activated: READY=1 and STATUS="
 same "$(prop NFileDescriptorStore)" 0 "socket-activated: nothing stored"
 activated=$(granted)

@@ -25,6 +25,10 @@ ARGS = ap.parse_args()
 ROOT, WORK, BIN, SYSLOG = ARGS.root, ARGS.work, ARGS.bin, ARGS.syslog
 SOCK = f"{WORK}/sock"  # a tmpfs, as /run is on a Debian system: every Unix socket of the run
 PB = os.path.join(ROOT, "target/release/portbinder")
+# portbinder-exec, static and size-optimised (scripts/build-static-client), and the same client
+# built as an ordinary dynamic release binary (cargo build --release --workspace).
+PB_EXEC_STATIC = os.path.join(ROOT, "target/static-client/portbinder-exec")
+PB_EXEC_DYNAMIC = os.path.join(ROOT, "target/release/portbinder-exec")
 ANCHORS = os.path.join(ROOT, "bench/anchors")
 PY = "/usr/bin/python3"
 TRUE = "/usr/bin/true"

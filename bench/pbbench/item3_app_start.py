@@ -2,15 +2,17 @@
 
 spawnbench (bench/src/spawnbench.c) runs every command as www-data in interleaved rounds, and the
 added time is a median difference against `true` or the app binding an unprivileged port itself:
-portbinder exec (and --preload), authbind, s6-fdholder-retrieve from an s6-fdholderd, and the
-app fetching its socket directly.
+the static client portbinder-exec (and the same client built dynamic), portbinder exec (and
+--preload), authbind, s6-fdholder-retrieve from an s6-fdholderd, and the app fetching its socket
+directly.
 """
 import os
 import re
 import socket
 import subprocess
 
-from .config import AUTHBIND, BIN, PB, PY, Q, S6_RETRIEVE, SOCK, TRUE, VARIANTS, WORK, WWW
+from .config import (AUTHBIND, BIN, PB, PB_EXEC_DYNAMIC, PB_EXEC_STATIC, PY, Q, S6_RETRIEVE, SOCK, TRUE,
+                     VARIANTS, WORK, WWW)
 from .daemon import EXEC, PRELOAD, wait_socket
 from .procs import popen, run, stop
 from .results import FACTS, SUMMARY, section, table, verdict
@@ -52,6 +54,16 @@ def measure(pb_http):
         ("s6-retrieve-app", [S6_RETRIEVE, f"{SOCK}/s6/fdh.sock", "tcp:0.0.0.0:81", app, "check", "fd:0"]),
     ]
     cmds.append(("pb-version", [PB, "--version"]))
+    # The static client: the same exec, one small static executable (what containers run).
+    static = os.path.exists(PB_EXEC_STATIC)
+    if static:
+        cmds += [
+            ("static-version", [PB_EXEC_STATIC, "--version"]),
+            ("static-exec-true", [PB_EXEC_STATIC, "--socket-dir", sockdir, "http", "--", TRUE]),
+            ("static-exec-app", [PB_EXEC_STATIC, "--socket-dir", sockdir, "http", "--", app, "check", "listen-fds"]),
+        ]
+    if os.path.exists(PB_EXEC_DYNAMIC):
+        cmds.append(("dynamic-client-exec-true", [PB_EXEC_DYNAMIC, "--socket-dir", sockdir, "http", "--", TRUE]))
     for i, (label, path) in enumerate(VARIANTS):
         cmds.append((f"variant{i}-version", [path, "--version"]))
         if EXEC:
@@ -112,6 +124,14 @@ def measure(pb_http):
         add = add[:2] + [("`portbinder exec --preload http -- true`", added("pb-preload-true", "true")),
                          ("`portbinder exec --preload http -- app` (app binds 0.0.0.0:80 itself)",
                           added("pb-preload-app", "app-binds-itself"))] + add[2:]
+    if static:
+        add = [("`portbinder-exec http -- true` (the static client)", added("static-exec-true", "true")),
+               ("`portbinder-exec http -- app` (the static client, LISTEN_FDS)",
+                added("static-exec-app", "app-binds-itself")),
+               ("`portbinder-exec --version` (the static client's own start)", added("static-version", "true"))] + add
+    if "dynamic-client-exec-true" in t:
+        add.insert(3 if static else 0, ("`portbinder-exec http -- true`, the same client linked dynamically "
+                                        "(release profile)", added("dynamic-client-exec-true", "true")))
     if not EXEC:
         add.append(("Python `recv_handle` client (stdlib), vs `python3 -S -c pass`",
                     added("python-recv_handle", "python-alone")))
@@ -125,6 +145,11 @@ def measure(pb_http):
                       "preload_extra": (added("pb-preload-app", "app-binds-itself") - added("pb-exec-app", "app-binds-itself"))
                       if PRELOAD else None,
                       "s6": added("s6-retrieve-app", "app-binds-itself"),
+                      "s6_true": added("s6-retrieve-true", "true"),
+                      "static": (added("static-exec-true", "true"), added("static-exec-app", "app-binds-itself"),
+                                 added("static-version", "true")) if static else None,
+                      "dynamic_client": added("dynamic-client-exec-true", "true")
+                      if "dynamic-client-exec-true" in t else None,
                       "exec_app": added("pb-exec-app", "app-binds-itself") if EXEC else None,
                       "preload_app": added("pb-preload-app", "app-binds-itself") if PRELOAD else None,
                       "authbind": added("authbind-app", "app-binds-itself"),
@@ -141,6 +166,17 @@ def measure(pb_http):
     section("3. Cost to a starting app (whole-process wall time, spawnbench, interleaved)", text)
     auth = added("authbind-app", "app-binds-itself")
     s6c = added("s6-retrieve-app", "app-binds-itself")
+    s6t = added("s6-retrieve-true", "true")
+    if static:
+        # Like with like: `-- true` against s6-fdholder-retrieve's `... true`, `-- app` against its `... app`.
+        v = added("static-exec-true", "true")
+        SUMMARY.append((3, "`portbinder-exec -- true` (static client) added time",
+                        f"{v:.3f} ms = {v / s6t:.2f}x s6-fdholder-retrieve `… true`'s {s6t:.3f}",
+                        "< 1 ms and below s6's", verdict(v < 1 and v < s6t)))
+        v = added("static-exec-app", "app-binds-itself")
+        SUMMARY.append((3, "`portbinder-exec -- app` (static client) added time",
+                        f"{v:.3f} ms = {v / auth:.2f}x authbind's {auth:.3f}, {v / s6c:.2f}x s6's {s6c:.3f}",
+                        "< 1 ms and below both", verdict(v < 1 and v < auth and v < s6c)))
     if EXEC:
         for label, key, base in (("`portbinder exec -- true` added time", "pb-exec-true", "true"),
                                  ("`portbinder exec -- app` added time", "pb-exec-app", "app-binds-itself")):

@@ -10,6 +10,7 @@ import platform
 import subprocess
 import time
 
+from . import partial
 from .config import ARGS, Q, ROOT, T_START, log
 from .results import FACTS, SECTIONS, SUMMARY, rfmt, section, table
 
@@ -89,22 +90,28 @@ def analysis():
     if 3 in missed and st:
         v = "; ".join(f"{k}: `--version` +{a:.3f} ms, `exec -- true` +{b:.3f} ms" for k, (a, b) in st["variants"].items()
                       if b is not None)
-        out.append(
+        text = (
             f"**Cost to a starting app (item 3).** The fetch itself is cheap: a C client that fetches its socket "
             f"adds {st['fetch']:.3f} ms. Most of what `portbinder exec` adds ({st['exec']:.3f} ms) is starting "
             f"the portbinder executable at all: `portbinder --version` alone adds {st['version']:.3f} ms over "
             "`true` (loading libgcc_s and glibc for a large position-independent executable, relocating it, "
             "Rust and clap start-up), where s6-fdholder-retrieve is a small C program. "
             + (f"`--preload` adds another {st['preload_extra']:.3f} ms: the shim is a Rust shared library the "
-               "dynamic linker loads into the app. " if st.get("preload_extra") is not None else "")
-            + "What would close it: a static, size-optimised executable"
-            + (f" (this run: {v}" + ("; the static build's `exec -- true` is under 1 ms and below both "
-                                      "authbind and s6"
-                                      if any(b is not None and b < 1 and b < st["s6"] and b < st["authbind"]
-                                             for k, (a, b) in st["variants"].items() if "static" in k) else "")
-               + ")" if v else " (bench/run --variants measures one)")
-            + ", or a small dedicated `exec` client without the daemon's code and argument parser; for "
-            "`--preload`, a C shim (authbind's library is C).")
+               "dynamic linker loads into the app. " if st.get("preload_extra") is not None else ""))
+        if st.get("static"):
+            true_, app_, version = st["static"]
+            text += (
+                f"The static client runs the same code without the daemon's, clap or the dynamic loader: "
+                f"`portbinder-exec --version` adds {version:.3f} ms, `-- true` {true_:.3f} ms "
+                f"({true_ / st['s6_true']:.2f}x s6-fdholder-retrieve's {st['s6_true']:.3f}), `-- app` {app_:.3f} ms"
+                + (f"; linked dynamically, the same client's `-- true` adds {st['dynamic_client']:.3f} ms"
+                   if st.get("dynamic_client") is not None else "")
+                + ". Use it wherever start time matters (it is what containers run); `portbinder exec` stays "
+                "the command for a shell. ")
+        text += ("What would close the rest for the full executable: a static, size-optimised build"
+                 + (f" (this run: {v})" if v else " (bench/run --variants measures one)")
+                 + "; for `--preload`, a C shim (authbind's library is C).")
+        out.append(text)
     if 4 in missed:
         out.append(
             "**Data path (item 4).** Where the ratio of requests/s is below 0.98, look at the CPU per request "
@@ -151,11 +158,17 @@ def write_results(m):
             f"side by side, interleaved, mean anything). Run took {elapsed:.0f} s"
             f"{' (--quick: fewer rounds)' if Q else ''}.")
     print("\n## Summary\n\n" + head + "\n\n" + summary, flush=True)
+    sections, origin = SECTIONS, "Every figure below comes from that one run."
+    if partial.is_partial() and os.path.exists(ARGS.results):
+        # Only the items run are replaced; the others stay as the earlier run wrote them.
+        head, rows, sections = partial.merge_results(ARGS.results, head, summary.split("\n")[2:], SECTIONS)
+        summary = "\n".join(summary.split("\n")[:2] + rows)
+        origin = "Each item's figures come from one run, the one named for it below."
     with open(ARGS.results, "w") as f:
         f.write("# portbinder benchmark results\n\n"
-                "Written by `bench/run` (run it as root from the repository; see bench/README.md). "
-                "Every figure below comes from that one run.\n\n" + head + "\n\n## Summary\n\n" + summary + "\n")
-        for title, text in SECTIONS:
+                f"Written by `bench/run` (run it as root from the repository; see bench/README.md). {origin}"
+                "\n\n" + head + "\n\n## Summary\n\n" + summary + "\n")
+        for title, text in sections:
             f.write(f"\n## {title}\n\n{text}\n")
     log(f"wrote {ARGS.results}")
 
@@ -189,14 +202,26 @@ def readme_rows():
         rows.append(["start-up to READY, 1,000 bindings vs 1 (per-binding cost, 100→1,000 vs 10→100)",
                      f"{r['startup_x']:.0f}x ({r['linear']:.2f})", "linear at most", v(r["linear"] < 1.5)])
     st = FACTS.get("start")
+    if st and st.get("static"):
+        true_, app_, _ = st["static"]
+        rows.append([f"added start time of an app, ms, static client: `portbinder-exec -- true` / `-- app` "
+                     f"(s6-fdholder-retrieve `… true` {st['s6_true']:.2f} / `… app` {st['s6']:.2f}, "
+                     f"authbind {st['authbind']:.2f})",
+                     f"{rfmt(true_, 1.0)} / {rfmt(app_, 1.0)}", "< 1 and below s6 (and authbind)",
+                     v(true_ < 1 and app_ < 1 and true_ < st["s6_true"] and app_ < st["s6"]
+                       and app_ < st["authbind"])])
     if st and st["exec"] is not None:
         shown = [("`exec -- true`", st["exec"]), ("`exec -- app`", st["exec_app"])]
         if st.get("preload_app") is not None:
             shown.append(("`exec --preload -- app`", st["preload_app"]))
+        beside = [f"authbind {st['authbind']:.2f}", f"s6-fdholder-retrieve {st['s6']:.2f}"]
         static = [b for k, (a, b) in st["variants"].items() if "static" in k and b is not None]
-        rows.append([f"added start time of an app, ms: {' / '.join(n for n, _ in shown)} "
-                     f"(authbind {st['authbind']:.2f}, s6-fdholder-retrieve {st['s6']:.2f}"
-                     + (f"; a static size-optimised build: `exec -- true` {static[0]:.2f}" if static else "") + ")",
+        if static:
+            beside.append(f"the whole executable built static: `exec -- true` {static[0]:.2f}")
+        if st.get("dynamic_client") is not None:
+            beside.append(f"portbinder-exec linked dynamically: `-- true` {st['dynamic_client']:.2f}")
+        rows.append([f"added start time of an app, ms, `portbinder exec` (the full dynamic executable): "
+                     f"{' / '.join(n for n, _ in shown)} ({'; '.join(beside)})",
                      " / ".join(rfmt(x, 1.0) for _, x in shown), "< 1 and below both",
                      v(all(x < 1 and x < st["authbind"] and x < st["s6"] for _, x in shown))])
     d = FACTS.get("data")
@@ -241,7 +266,11 @@ def update_readme(path, m):
     begin, end = "<!-- bench/run: begin -->", "<!-- bench/run: end -->"
     if begin in text and end in text:
         pre, rest = text.split(begin, 1)
-        post = rest.split(end, 1)[1]
+        old_block, post = rest.split(end, 1)
+        if partial.is_partial():
+            # Only the rows of the items run are replaced.
+            block = partial.merge_readme(old_block, table(["what"], rows).split("\n")[2:] if rows else [],
+                                         m["date"][:10], f"{m['cpu']}, Linux {m['kernel']}")
         text = pre + begin + "\n" + block + end + post
     else:
         text = text.rstrip("\n") + "\n\n## Performance\n\n" + begin + "\n" + block + end + "\n"

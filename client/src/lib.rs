@@ -123,6 +123,22 @@ pub fn socket_path_in(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.sock"))
 }
 
+/// Whether `name` is a binding name: 1 to 64 characters of `a-z`, `0-9`, `_` and `-`. The
+/// daemon refuses any other name in its configuration, and clients check it before building
+/// a path, so a name can never climb out of the socket directory.
+///
+/// ```
+/// assert!(portbinder_client::is_valid_name("http-2"));
+/// assert!(!portbinder_client::is_valid_name("../etc"));
+/// assert!(!portbinder_client::is_valid_name(""));
+/// ```
+pub fn is_valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
 /// Fetches the sockets of binding `name` from the daemon's default socket directory.
 /// See [`fetch_from`].
 ///

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
 use portbinder::config::address::ListenAddr;
+use portbinder::config::ids::IdRange;
 use portbinder::config::{self, MAX_ADDRESSES, Origin};
 
 fuzz_target!(|data: &[u8]| {
@@ -28,7 +29,17 @@ fuzz_target!(|data: &[u8]| {
         assert!((1..=MAX_ADDRESSES).contains(&binding.listen.len()));
         assert!((1..=libc::SOMAXCONN as u32).contains(&binding.backlog));
         assert!(binding.mode <= 0o777);
-        assert_eq!(binding.allow_groups.first(), Some(&binding.group.gid));
+        assert_eq!(
+            binding.allow_groups.first(),
+            Some(&IdRange::single(binding.group.gid))
+        );
+        // A range never holds id 0 unless it is exactly 0, named alone.
+        for users in &binding.allow_users {
+            assert!(users.first() == users.last() || users.first().as_raw() > 0);
+        }
+        for groups in &binding.allow_groups[1..] {
+            assert!(groups.first() == groups.last() || groups.first().as_raw() > 0);
+        }
         for (j, addr) in binding.listen.iter().enumerate() {
             // What the audit line and `check` print parses back to the same address.
             assert_eq!(addr.to_string().parse::<ListenAddr>().as_ref(), Ok(addr));

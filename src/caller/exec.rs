@@ -1,10 +1,13 @@
 //! `portbinder exec`: fetch bindings from the daemon and exec a program with them, using
 //! systemd's socket-activation protocol (`LISTEN_FDS`, `LISTEN_PID`, `LISTEN_FDNAMES`), or,
 //! with `--preload`, for a program that just calls bind(2), through the LD_PRELOAD shim.
+//!
+//! Shared by path with the static `portbinder-exec` (exec/src/main.rs): nothing here may
+//! use `crate::`.
 
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -122,7 +125,7 @@ pub unsafe fn exec(request: &Request) -> ExecError {
 
 fn prepare(request: &Request) -> Result<Command, ExecError> {
     for name in &request.names {
-        if !crate::config::is_valid_name(name) {
+        if !client::is_valid_name(name) {
             return Err(ExecError::BadName(name.clone()));
         }
     }
@@ -131,11 +134,6 @@ fn prepare(request: &Request) -> Result<Command, ExecError> {
             return Err(ExecError::NoShim(shim.clone()));
         }
     }
-    // Note which low descriptors were inherited before this process opens any.
-    let inherited: Vec<RawFd> = (FIRST_FD..FIRST_FD + 256)
-        .filter(|&fd| sys::is_open(fd))
-        .collect();
-
     let mut fds: Vec<OwnedFd> = Vec::new();
     let mut names = Vec::new();
     for name in &request.names {
@@ -148,7 +146,12 @@ fn prepare(request: &Request) -> Result<Command, ExecError> {
         fds.extend(got);
     }
     let count = fds.len() as RawFd;
-    if let Some(&busy) = inherited.iter().find(|&&fd| fd < FIRST_FD + count) {
+    // The connections to the daemon are closed: the received sockets are the only
+    // descriptors this process opened, so any other open one where they go was inherited.
+    // (One probe per target, not one per possible descriptor.)
+    let received: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+    let busy = (FIRST_FD..FIRST_FD + count).find(|fd| !received.contains(fd) && sys::is_open(*fd));
+    if let Some(busy) = busy {
         return Err(ExecError::FdBusy(busy));
     }
     // The received fds sit at arbitrary numbers, maybe among the targets: move them all

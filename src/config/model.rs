@@ -6,7 +6,7 @@ use nix::unistd::{Gid, Uid};
 
 use super::address::ListenAddr;
 use super::error::Origin;
-use super::ids::{GroupId, UserId};
+use super::ids::{GroupId, IdRange, UserId};
 use super::options::SocketOptions;
 use super::raw::{Facility, LogTarget};
 
@@ -56,21 +56,17 @@ pub struct Binding {
     pub group: GroupId,
     /// The Unix socket's permission bits.
     pub mode: u32,
-    /// Users allowed to fetch.
-    pub allow_users: Vec<Uid>,
-    /// Groups allowed to fetch, the socket's group first.
-    pub allow_groups: Vec<Gid>,
+    /// Users allowed to fetch: single uids and ranges of them.
+    pub allow_users: Vec<IdRange<Uid>>,
+    /// Groups allowed to fetch, the socket's group first: single gids and ranges of them.
+    pub allow_groups: Vec<IdRange<Gid>>,
     /// How its sockets are made (O_NONBLOCK, IPV6_V6ONLY, buffers, …).
     pub options: SocketOptions,
 }
 
-/// Whether `name` is a valid binding name: 1 to 64 characters of `a-z`, `0-9`, `_`, `-`.
-pub fn is_valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-}
+/// Whether `name` is a valid binding name: 1 to 64 characters of `a-z`, `0-9`, `_`, `-`
+/// (the rule lives in the client crate, which the static `portbinder-exec` shares).
+pub use portbinder_client::is_valid_name;
 
 impl Binding {
     /// The path of this binding's Unix socket in `dir`.

@@ -9,7 +9,7 @@ use nix::unistd::Gid;
 
 use super::address::ListenAddr;
 use super::error::{ConfigError, Origin};
-use super::ids::{resolve_group, resolve_user};
+use super::ids::{IdRange, resolve_group, resolve_group_range, resolve_user, resolve_user_range};
 use super::model::{
     Binding, Config, DEFAULT_BACKLOG, DEFAULT_MODE, DEFAULT_SOCKET_DIR, DEFAULT_USER, MAX_ADDRESSES,
 };
@@ -205,15 +205,16 @@ fn binding(
         .ok();
     let mut allow_users = Vec::new();
     for text in &raw.allow_users {
-        match resolve_user(text) {
-            Ok(user) => allow_users.push(user.uid),
+        match resolve_user_range(text) {
+            Ok(users) => allow_users.push(users),
             Err(e) => problems.binding(name, "allow_users", e),
         }
     }
-    let mut allow_groups: Vec<Gid> = group.iter().map(|g| g.gid).collect();
+    let mut allow_groups: Vec<IdRange<Gid>> =
+        group.iter().map(|g| IdRange::single(g.gid)).collect();
     for text in &raw.allow_groups {
-        match resolve_group(text) {
-            Ok(g) => allow_groups.push(g.gid),
+        match resolve_group_range(text) {
+            Ok(groups) => allow_groups.push(groups),
             Err(e) => problems.binding(name, "allow_groups", e),
         }
     }

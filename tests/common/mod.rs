@@ -33,6 +33,7 @@
 
 mod binary;
 mod bindings;
+pub mod container;
 mod daemon;
 mod event;
 mod http;

@@ -138,6 +138,38 @@ fn unknown_keys_are_parse_errors() {
     assert!(message.contains("unknown variant `file`"), "{message}");
 }
 
+#[test]
+fn id_ranges_are_accepted_and_every_bad_one_is_reported() {
+    let config = check(
+        "user = \"nobody\"\n[binding.a]\nlisten=[\"0.0.0.0:80\"]\ngroup=\"root\"\n\
+         allow_users=[\"100000-165535\", \"nobody\"]\nallow_groups=[\"100000-165535\"]",
+    )
+    .unwrap();
+    let a = &config.bindings[0];
+    assert_eq!(a.allow_users[0].to_string(), "100000-165535");
+    assert_eq!(a.allow_users[1].to_string(), "65534");
+    // The socket's group comes first, then the ranges.
+    assert_eq!(a.allow_groups[0].to_string(), "0");
+    assert_eq!(a.allow_groups[1].to_string(), "100000-165535");
+
+    let message = problems(
+        "user = \"nobody\"\n[binding.a]\nlisten=[\"0.0.0.0:80\"]\ngroup=\"root\"\n\
+         allow_users=[\"0-65535\", \"165535-100000\", \"100000-\"]\n\
+         allow_groups=[\"0-99\", \"1-4294967295\"]",
+    );
+    let expected = [
+        "binding `a`: field `allow_users`: `0-65535` contains uid 0 (root)",
+        "binding `a`: field `allow_users`: `165535-100000` is backwards",
+        "binding `a`: field `allow_users`: `100000-` is not an id range",
+        "binding `a`: field `allow_groups`: `0-99` contains gid 0 (root's group)",
+        "binding `a`: field `allow_groups`: `1-4294967295`: 4294967295 is not a gid",
+    ];
+    for line in expected {
+        assert!(message.contains(line), "{line}\n=> {message}");
+    }
+    assert_eq!(message.lines().count(), 1 + expected.len(), "{message}");
+}
+
 fn binding_with(options: &str) -> String {
     format!(
         "user = \"nobody\"\n[binding.a]\nlisten=[\"0.0.0.0:80\", \"[::]:80\", \"udp://0.0.0.0:53\"]\ngroup=\"root\"\n{options}"

@@ -1,25 +1,38 @@
 //! The access decision: deny by default, from kernel credentials only.
 
+use nix::unistd::{Gid, Uid};
+
 use crate::config::Binding;
 use crate::serve::grant::peer::Peer;
 
 /// Whether the uid or the primary gid alone admits `peer`; when it does, the supplementary
 /// groups need not be read.
 pub fn admits_by_ids(binding: &Binding, peer: &Peer) -> bool {
-    binding.allow_users.contains(&peer.uid) || binding.allow_groups.contains(&peer.gid)
+    allowed_user(binding, peer.uid) || allowed_group(binding, peer.gid)
 }
 
-/// Grants `peer` access to `binding` when its uid is an allowed user, or its gid or one of
-/// its supplementary groups is an allowed group (the socket's group always is). uid 0 gets
-/// no exception. `Err` holds the reason sent to the peer and logged.
+fn allowed_user(binding: &Binding, uid: Uid) -> bool {
+    binding.allow_users.iter().any(|users| users.contains(uid))
+}
+
+fn allowed_group(binding: &Binding, gid: Gid) -> bool {
+    binding
+        .allow_groups
+        .iter()
+        .any(|groups| groups.contains(gid))
+}
+
+/// Grants `peer` access to `binding` when its uid is an allowed user (or in an allowed
+/// range), or its gid or one of its supplementary groups is an allowed group (or in an
+/// allowed range; the socket's group always is allowed). The ids are the kernel's, as the
+/// daemon's user namespace sees them: a rootless container's process is judged by its
+/// subordinate id. uid 0 gets no exception. `Err` holds the reason sent to the peer and
+/// logged.
 pub fn decide(binding: &Binding, peer: &Peer) -> Result<(), String> {
     if admits_by_ids(binding, peer) {
         return Ok(());
     }
-    let allowed_group = std::iter::once(&peer.gid)
-        .chain(&peer.groups)
-        .any(|g| binding.allow_groups.contains(g));
-    if binding.allow_users.contains(&peer.uid) || allowed_group {
+    if peer.groups.iter().any(|&g| allowed_group(binding, g)) {
         return Ok(());
     }
     Err(format!(
@@ -31,8 +44,7 @@ pub fn decide(binding: &Binding, peer: &Peer) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ids::GroupId;
-    use nix::unistd::{Gid, Uid};
+    use crate::config::ids::{GroupId, IdRange, resolve_group_range, resolve_user_range};
 
     fn binding() -> Binding {
         Binding {
@@ -44,8 +56,11 @@ mod tests {
                 gid: Gid::from_raw(33),
             },
             mode: 0o660,
-            allow_users: vec![Uid::from_raw(1000)],
-            allow_groups: vec![Gid::from_raw(33), Gid::from_raw(50)],
+            allow_users: vec![IdRange::single(Uid::from_raw(1000))],
+            allow_groups: vec![
+                IdRange::single(Gid::from_raw(33)),
+                IdRange::single(Gid::from_raw(50)),
+            ],
             options: Default::default(),
         }
     }
@@ -76,6 +91,36 @@ mod tests {
         assert!(
             decide(&b, &peer(0, 0, &[0])).is_err(),
             "root gets no exception"
+        );
+    }
+
+    #[test]
+    fn ranges_admit_their_ids_and_no_other() {
+        let mut b = binding();
+        b.allow_users = vec![resolve_user_range("100000-165535").unwrap()];
+        b.allow_groups = vec![resolve_group_range("200000-265535").unwrap()];
+        for uid in [100000, 123456, 165535] {
+            assert!(decide(&b, &peer(uid, 7, &[])).is_ok(), "uid {uid}");
+        }
+        for uid in [99999, 165536] {
+            let reason = decide(&b, &peer(uid, 7, &[9])).unwrap_err();
+            assert!(
+                reason.starts_with(&format!("uid {uid} may not fetch binding `http`")),
+                "{reason}"
+            );
+        }
+        assert!(
+            decide(&b, &peer(7, 200000, &[])).is_ok(),
+            "primary gid in range"
+        );
+        assert!(
+            decide(&b, &peer(7, 7, &[265535])).is_ok(),
+            "supplementary gid in range"
+        );
+        assert!(decide(&b, &peer(7, 7, &[265536])).is_err());
+        assert!(
+            decide(&b, &peer(0, 0, &[0])).is_err(),
+            "a range never holds 0"
         );
     }
 }

@@ -1,0 +1,402 @@
+//! `portbinder exec` and the static `portbinder-exec` are one command: clap's flags for
+//! `exec` are the ones the static client parses by hand, and the same command lines, run
+//! through both against a real daemon, give the same exit code, the same stdout and the same
+//! stderr, in every case tests/exec.rs covers for `portbinder exec` (usage errors: the same
+//! exit code, each naming what is wrong in its own words).
+
+mod common;
+
+use std::ffi::OsString;
+use std::fs;
+use std::io::{self, IoSlice};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixListener;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::Command;
+use std::thread;
+
+use clap::CommandFactory;
+use common::container::{compile_static, static_client};
+use common::*;
+use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+
+const BINDINGS: &str = r#"
+[binding.http]
+listen = ["127.0.0.1:80", "[::1]:80"]
+group = "www-data"
+mode = "0666"
+
+[binding.dns]
+listen = ["udp://127.0.0.1:53"]
+group = "www-data"
+"#;
+
+/// What the program run by exec was given (C, compiled static so that the shim never loads).
+const SHOWFDS_C: &str = include_str!("clients/showfds.c");
+
+#[test]
+fn both_clients_know_the_same_flags() {
+    let cli = portbinder::cli::Cli::command();
+    let exec = cli.find_subcommand("exec").expect("an exec subcommand");
+    let mut clap_flags: Vec<String> = exec
+        .get_arguments()
+        .filter_map(|a| a.get_long())
+        .filter(|l| !["help", "version"].contains(l))
+        .map(|l| format!("--{l}"))
+        .collect();
+    clap_flags.sort();
+    let mut ours: Vec<String> = portbinder::caller::args::FLAGS
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
+    ours.sort();
+    assert_eq!(
+        clap_flags, ours,
+        "src/cli.rs (ExecArgs) and src/caller/args.rs (FLAGS and the parser) must offer the same flags"
+    );
+    for flag in &ours {
+        assert!(
+            portbinder::caller::args::HELP.contains(flag.as_str()),
+            "{flag} is missing from portbinder-exec --help"
+        );
+    }
+    // The same default socket directory.
+    let default = exec
+        .get_arguments()
+        .find(|a| a.get_long() == Some("socket-dir"))
+        .and_then(|a| a.get_default_values().first().cloned());
+    assert_eq!(
+        default.as_deref().and_then(|d| d.to_str()),
+        Some(portbinder::caller::args::DEFAULT_SOCKET_DIR)
+    );
+}
+
+/// Both clients, as `user` with a clean environment, on the same arguments; `setup` can
+/// change each command further (an fd to inherit).
+struct Pair {
+    dynamic: PathBuf,
+    fixed: PathBuf,
+}
+
+impl Pair {
+    fn new(env: &TestEnv) -> Pair {
+        let dynamic = env.install(&binary(), "portbinder");
+        let fixed = env.install(&static_client(), "portbinder-exec");
+        Pair { dynamic, fixed }
+    }
+
+    fn run(
+        &self,
+        env: &TestEnv,
+        user: User,
+        args: &[OsString],
+        setup: impl Fn(&mut Command),
+    ) -> [Outcome; 2] {
+        let one = |program: &PathBuf, exec: bool| {
+            let mut cmd = Command::new(program);
+            if exec {
+                cmd.arg("exec");
+            }
+            cmd.args(args)
+                .current_dir(env.path())
+                .env_clear()
+                .env("PATH", "/usr/bin:/bin")
+                .env("LANG", "C.UTF-8");
+            user.apply(&mut cmd);
+            setup(&mut cmd);
+            Proc::spawn(cmd, &program.display().to_string()).finish(EXIT_TIMEOUT)
+        };
+        [one(&self.dynamic, true), one(&self.fixed, false)]
+    }
+
+    /// Runs both and asserts the same code, stdout and stderr; returns the outcome.
+    fn same(&self, env: &TestEnv, user: User, args: &[&str], code: i32) -> Outcome {
+        self.same_with(env, user, args, code, |_| {})
+    }
+
+    fn same_with(
+        &self,
+        env: &TestEnv,
+        user: User,
+        args: &[&str],
+        code: i32,
+        setup: impl Fn(&mut Command),
+    ) -> Outcome {
+        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+        let [dynamic, fixed] = self.run(env, user, &args, setup);
+        assert_eq!(
+            dynamic.code,
+            Some(code),
+            "portbinder exec {args:?}:\n{dynamic}"
+        );
+        assert_eq!(
+            (&fixed.code, &fixed.stdout, &fixed.stderr),
+            (&dynamic.code, &dynamic.stdout, &dynamic.stderr),
+            "portbinder-exec {args:?} differs from portbinder exec:\n{fixed}\n{dynamic}"
+        );
+        dynamic
+    }
+}
+
+#[test]
+fn the_same_command_lines_give_the_same_results() {
+    let env = TestEnv::new();
+    let daemon = env.serve(&env.config(BINDINGS));
+    let pair = Pair::new(&env);
+    let dir = env.socket_dir();
+    let dir = dir.to_str().unwrap();
+
+    let show = compile_static(&env, SHOWFDS_C, "showfds");
+    let show = show.to_str().unwrap();
+
+    // Granted: the same sockets at the same fds, the same variables.
+    let shown = pair.same(
+        &env,
+        WWW_DATA,
+        &["--socket-dir", dir, "http,dns", "--", show],
+        0,
+    );
+    assert_eq!(
+        shown.stdout,
+        "LISTEN_FDS=3 LISTEN_FDNAMES=http:http:dns LISTEN_PID=own\nLD_PRELOAD=- PORTBINDER_FDS=- PORTBINDER_PRELOAD_ANY_ADDRESS=-\n\
+         fd 3: socket\nfd 4: socket\nfd 5: socket\nfd 6: closed\n"
+    );
+    // Names as separate arguments, options after them, `--socket-dir=DIR`.
+    pair.same(
+        &env,
+        WWW_DATA,
+        &["dns", &format!("--socket-dir={dir}"), "http", "--", show],
+        0,
+    );
+    // --preload: the shim's variables instead of LISTEN_*.
+    let shim = env.preload_lib();
+    let preloaded = pair.same(
+        &env,
+        WWW_DATA,
+        &[
+            "--preload",
+            "--preload-lib",
+            shim.to_str().unwrap(),
+            "--socket-dir",
+            dir,
+            "http",
+            "--",
+            show,
+        ],
+        0,
+    );
+    assert_eq!(
+        preloaded.stdout,
+        format!(
+            "LISTEN_FDS=- LISTEN_FDNAMES=- LISTEN_PID=-\nLD_PRELOAD={} PORTBINDER_FDS=3,4 PORTBINDER_PRELOAD_ANY_ADDRESS=-\n\
+             fd 3: socket\nfd 4: socket\nfd 5: closed\nfd 6: closed\n",
+            shim.display()
+        )
+    );
+
+    // --preload-any-address: the same, and the shim told to serve any address.
+    let any = pair.same(
+        &env,
+        WWW_DATA,
+        &[
+            "--preload",
+            "--preload-any-address",
+            "--preload-lib",
+            shim.to_str().unwrap(),
+            "--socket-dir",
+            dir,
+            "http",
+            "--",
+            show,
+        ],
+        0,
+    );
+    assert!(
+        any.stdout.contains(" PORTBINDER_PRELOAD_ANY_ADDRESS=1\n"),
+        "{any}"
+    );
+
+    // Every runtime error, with its code and the same words.
+    let failures: &[(User, &[&str], i32)] = &[
+        (WWW_DATA, &["pb-parity-none", "--", "/bin/true"], 7), // the default directory
+        (
+            WWW_DATA,
+            &["--socket-dir", dir, "http,nope", "--", "/bin/true"],
+            7,
+        ),
+        (NOBODY, &["--socket-dir", dir, "http", "--", "/bin/true"], 6), // by the daemon
+        (DAEMON, &["--socket-dir", dir, "dns", "--", "/bin/true"], 6),  // by the file's mode
+        (
+            WWW_DATA,
+            &["--socket-dir", dir, "../etc", "--", "/bin/true"],
+            2,
+        ),
+        (
+            WWW_DATA,
+            &["--socket-dir", dir, "http,", "--", "/bin/true"],
+            2,
+        ),
+        (
+            WWW_DATA,
+            &["--socket-dir", dir, "http", "--", "/nonexistent/server"],
+            127,
+        ),
+        (
+            WWW_DATA,
+            &["--socket-dir", dir, "http", "--", "/etc/passwd"],
+            126,
+        ),
+        (
+            WWW_DATA,
+            &[
+                "--preload",
+                "--preload-lib",
+                "/nonexistent/shim.so",
+                "--socket-dir",
+                dir,
+                "http",
+                "--",
+                "/bin/true",
+            ],
+            9,
+        ),
+    ];
+    for (user, args, code) in failures {
+        let outcome = pair.same(&env, *user, args, *code);
+        assert!(
+            outcome.stderr.starts_with("portbinder: error: "),
+            "{outcome}"
+        );
+    }
+    // fd 3 already open: neither clobbers it.
+    let file = fs::File::open("/etc/hostname").unwrap();
+    let raw = file.as_raw_fd();
+    pair.same_with(
+        &env,
+        WWW_DATA,
+        &["--socket-dir", dir, "http", "--", "/bin/true"],
+        9,
+        |cmd| {
+            // SAFETY: dup2 and fcntl are async-signal-safe and only touch an fd opened
+            // before the fork (if it already is fd 3, dup2 keeps close-on-exec: clear it).
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::dup2(raw, 3) == -1 || libc::fcntl(3, libc::F_SETFD, 0) == -1 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        },
+    );
+    drop(daemon);
+}
+
+#[test]
+fn broken_and_stale_daemons_give_the_same_errors() {
+    let env = TestEnv::new();
+    let pair = Pair::new(&env);
+    let dir = env.path().join("fake");
+    fs::create_dir(&dir).unwrap();
+    fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let world = |path: &std::path::Path| {
+        fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap()
+    };
+    // A stale socket file: bound, then its listener closed (a daemon killed with -9).
+    drop(UnixListener::bind(dir.join("stale.sock")).unwrap());
+    world(&dir.join("stale.sock"));
+    // A broken daemon: announces 2 sockets, sends 1, to each of the two clients.
+    let broken = UnixListener::bind(dir.join("broken.sock")).unwrap();
+    world(&dir.join("broken.sock"));
+    let server = thread::spawn(move || {
+        for _ in 0..2 {
+            let (conn, _) = broken.accept().unwrap();
+            let one = [conn.as_raw_fd()];
+            sendmsg::<()>(
+                conn.as_raw_fd(),
+                &[IoSlice::new(&[2])],
+                &[ControlMessage::ScmRights(&one)],
+                MsgFlags::empty(),
+                None,
+            )
+            .unwrap();
+        }
+    });
+    let dir = dir.to_str().unwrap();
+    let stale = pair.same(
+        &env,
+        WWW_DATA,
+        &["--socket-dir", dir, "stale", "--", "/bin/true"],
+        7,
+    );
+    assert!(stale.stderr.contains("Connection refused"), "{stale}");
+    let broken = pair.same(
+        &env,
+        WWW_DATA,
+        &["--socket-dir", dir, "broken", "--", "/bin/true"],
+        8,
+    );
+    assert!(
+        broken
+            .stderr
+            .contains("announces 2 descriptors but carries 1"),
+        "{broken}"
+    );
+    server.join().unwrap();
+}
+
+#[test]
+fn usage_errors_exit_2_in_both_and_run_nothing() {
+    let env = TestEnv::new();
+    let pair = Pair::new(&env);
+    let marker = env.path().join("ran");
+    let m = marker.to_str().unwrap();
+    // (arguments, what both messages must name)
+    let cases: &[(&[&str], &str)] = &[
+        (&["http", "/usr/bin/touch", m], "PROGRAM"),
+        (&["--", "/usr/bin/touch", m], "NAME"),
+        (&["--bogus", "http", "--", "/usr/bin/touch", m], "--bogus"),
+        (&["http", "--socket-dir"], "--socket-dir"),
+        (
+            &["--preload-lib", "/x.so", "http", "--", "/usr/bin/touch", m],
+            "--preload",
+        ),
+        (
+            &["--preload-any-address", "http", "--", "/usr/bin/touch", m],
+            "--preload",
+        ),
+        (
+            &[
+                "--socket-dir",
+                "/a",
+                "--socket-dir",
+                "/b",
+                "http",
+                "--",
+                "/usr/bin/touch",
+                m,
+            ],
+            "--socket-dir",
+        ),
+    ];
+    for (args, named) in cases {
+        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+        for outcome in pair.run(&env, WWW_DATA, &args, |_| {}) {
+            assert_eq!(outcome.code, Some(2), "{args:?}:\n{outcome}");
+            assert!(
+                outcome.stderr.contains(named),
+                "{args:?} must name {named}:\n{outcome}"
+            );
+            assert_eq!(outcome.stdout, "", "{outcome}");
+        }
+        assert!(!marker.exists(), "{args:?}: the program ran");
+    }
+    // The static client's own help and version.
+    let [_, help] = pair.run(&env, WWW_DATA, &["--help".into()], |_| {});
+    help.assert_success();
+    assert!(
+        help.stdout
+            .contains("Usage: portbinder-exec [OPTIONS] NAME[,NAME...]... -- PROGRAM")
+    );
+}
