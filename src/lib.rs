@@ -13,7 +13,8 @@
 //!   privileges (binding, the socket directory, the fd store, the drop itself);
 //!   [`serve::sandbox`] is installed right after the verified drop; [`serve::grant`] is the
 //!   serve loop, which runs with no privilege at all.
-//! * [`caller`]: the commands that run as the user who types them (`exec`, `list`).
+//! * [`caller`]: the commands that run as the user who types them (`exec`, from the
+//!   portbinder-exec crate in exec/, and `list`).
 //! * [`config`] and [`cli`]: what both sides read (the configuration file and the command
 //!   line; `check` is the configuration's validation, run as the caller).
 

@@ -53,7 +53,7 @@ fn both_clients_know_the_same_flags() {
     ours.sort();
     assert_eq!(
         clap_flags, ours,
-        "src/cli.rs (ExecArgs) and src/caller/args.rs (FLAGS and the parser) must offer the same flags"
+        "src/cli.rs (ExecArgs) and exec/src/args.rs (FLAGS and the parser) must offer the same flags"
     );
     for flag in &ours {
         assert!(

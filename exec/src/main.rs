@@ -5,21 +5,15 @@
 //! them at fds 3, 4, … and execs the program with `LISTEN_FDS`, exactly as `portbinder
 //! exec` does, with the same flags, messages and exit codes (README, "Exit codes").
 //!
-//! It is the same code: the modules below are portbinder's src/caller/ files, included by
-//! path. It reads no configuration, looks up no user or group name and loads nothing at
-//! run time (no NSS, no dlopen).
-
-#[path = "../../src/caller/args.rs"]
-mod args;
-#[path = "../../src/caller/exec.rs"]
-mod exec;
-#[path = "../../src/caller/sys.rs"]
-mod sys;
+//! It is the same code as `portbinder exec` (this crate's library), with a hand-written
+//! argument parser instead of clap. It reads no configuration, looks up no user or group
+//! name and loads nothing at run time (no NSS, no dlopen).
 
 use std::error::Error;
 use std::process::ExitCode;
 
-use args::Parsed;
+use portbinder_exec::args::{self, Parsed};
+use portbinder_exec::exec;
 
 fn main() -> ExitCode {
     match args::parse(std::env::args_os().skip(1)) {

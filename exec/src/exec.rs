@@ -2,8 +2,7 @@
 //! systemd's socket-activation protocol (`LISTEN_FDS`, `LISTEN_PID`, `LISTEN_FDNAMES`), or,
 //! with `--preload`, for a program that just calls bind(2), through the LD_PRELOAD shim.
 //!
-//! Shared by path with the static `portbinder-exec` (exec/src/main.rs): nothing here may
-//! use `crate::`.
+//! Both `portbinder exec` and the static `portbinder-exec` run this code.
 
 use std::ffi::OsString;
 use std::io;
@@ -16,7 +15,7 @@ use portbinder_client as client;
 
 use portbinder_client::LISTEN_FDS_START as FIRST_FD;
 
-use super::sys;
+use crate::sys;
 
 /// The variable through which `--preload` tells the shim which descriptors it may use.
 pub const PRELOAD_FDS_VAR: &str = "PORTBINDER_FDS";

@@ -2,15 +2,12 @@
 //! `portbinder exec` (src/cli.rs), parsed by hand because that executable links no
 //! argument parser. tests/exec_parity.rs runs the same command lines through both and checks
 //! that clap's flags and [`FLAGS`] are the same, so the two cannot drift apart.
-//!
-//! Compiled into `portbinder` (as `caller::args`) and, by path, into `portbinder-exec`: it
-//! uses std and its sibling `super::exec` only.
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
-use super::exec::{Request, find_shim};
+use crate::exec::{Request, find_shim};
 
 /// The options of `portbinder exec`, as `portbinder-exec` knows them (besides `--help` and
 /// `--version`).
