@@ -21,7 +21,7 @@ use crate::config::{Binding, ids};
 use crate::serve::audit::Line;
 use crate::serve::setup::endpoint::Endpoint;
 use crate::serve::status::{Counters, Status};
-use peer::{Peer, Process};
+use peer::{Comm, Peer, Process};
 use ratelimit::{Key, RateLimiter};
 
 /// How long accepting pauses when the daemon is out of descriptors or memory, so that a
@@ -217,7 +217,13 @@ impl<'a> Server<'a> {
         };
         let (mut log_it, report) = self.limiter.admit(key, Instant::now());
         report_suppressed(report);
-        let process = log_it.then(|| Process::of(conn.as_fd(), peer.pid));
+        // The name is read before the answer, while the peer waits for it: a client that
+        // exits the moment it has its grant is still there to be named.
+        let comm = if log_it {
+            Process::of(conn.as_fd(), peer.pid).comm()
+        } else {
+            Comm::default()
+        };
         let sent = match &decision {
             Ok(()) => answer::send_grant(conn.as_fd(), &served.fds).inspect_err(|&errno| {
                 // The kernel refuses to pass more descriptors while too many sent ones sit
@@ -248,7 +254,6 @@ impl<'a> Server<'a> {
         if !log_it {
             return;
         }
-        let comm = process.map(|p| p.comm()).unwrap_or_default();
         let mut line = Line::new(kind).field("binding", &binding.name);
         if decision.is_ok() {
             line = line.field("fds", served.fds.len());
