@@ -8,8 +8,12 @@
 pub mod bind;
 pub mod endpoint;
 pub mod fdstore;
+pub mod holders;
 pub mod listenfds;
 pub mod options;
+pub mod pinned;
 pub mod privdrop;
+pub mod procnet;
+pub mod sockdiag;
 pub mod sockdir;
 pub mod socket;
