@@ -243,3 +243,21 @@ pub fn pidfd_getfd(pidfd: BorrowedFd<'_>, fd: RawFd) -> io::Result<OwnedFd> {
     // known to nothing else here.
     Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
 }
+
+/// Reads an `int` socket option that nix has no wrapper for (SO_DOMAIN, SO_PROTOCOL).
+pub fn int_sockopt(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int) -> io::Result<i32> {
+    let mut value: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes, the size of `value`, which lives for the
+    // call, and stores the length written in `len`.
+    check(unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&raw mut value).cast(),
+            &mut len,
+        )
+    })?;
+    Ok(value)
+}
