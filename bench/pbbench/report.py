@@ -246,7 +246,7 @@ def readme_rows():
     if rs:
         def restart_row(what, fact):
             failed, restarted, ready = fact
-            shown = f"{failed}; ready in {ready:.0f} ms" if restarted and ready is not None else (
+            shown = f"{failed}; ready in {ready:.1f} ms" if restarted and ready is not None else (
                 f"{failed}" if restarted else f"{failed}; the restart fails (EADDRINUSE)")
             return [what, shown, "0", v(failed == 0 and restarted) if restarted else v(failed == 0) + ", but no restart"]
         if rs.get("fdstore"):
