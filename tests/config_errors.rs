@@ -274,7 +274,10 @@ fn assert_setup_error(env: &TestEnv, config: &Path, needles: &[&str]) {
 #[test]
 fn port_already_in_use() {
     let env = TestEnv::new();
-    let _taken = TcpListener::bind("127.0.0.1:443").unwrap();
+    // The wildcard: bind(2) of 127.0.0.1:443 collides with it, and it is not a socket on
+    // exactly the binding's address, which would be recovered from this process instead
+    // (tests/recovery.rs).
+    let _taken = TcpListener::bind("0.0.0.0:443").unwrap();
     // The first address binds fine; the second one fails, and nothing may be left of the first.
     let config = env.config(
         r#"
@@ -291,7 +294,8 @@ group = "www-data"
 #[test]
 fn udp_port_already_in_use() {
     let env = TestEnv::new();
-    let _taken = UdpSocket::bind("127.0.0.1:53").unwrap();
+    // The wildcard, as above: a collision, not a socket to recover.
+    let _taken = UdpSocket::bind("0.0.0.0:53").unwrap();
     let config = env.config(DNS_BINDING);
     assert_setup_error(&env, &config, &["127.0.0.1:53"]);
 }

@@ -121,10 +121,12 @@ def analysis():
     if 6 in missed or any(i == 6 and "see the restart" in v for i, _w, _r, _t, v in SUMMARY):
         out.append(
             "**Daemon restart (item 6).** No request fails when the daemon dies: the apps hold the socket. "
-            "But a daemon that bound the port itself cannot bind it again while the apps hold it "
-            "(EADDRINUSE), so it stays down and no new app instance can start until all have exited. Run it "
-            "with the systemd fd store (FileDescriptorStoreMax=, the set-up measured above) or from a .socket "
-            "unit: then the restart adopts the socket in a few milliseconds and rolling restarts go on.")
+            "A daemon that bound the port itself gets it back from the apps holding it (recovery, which needs "
+            "root's CAP_SYS_PTRACE); one started without that capability cannot bind it again while the apps "
+            "hold it (EADDRINUSE), so it stays down and no new app instance can start until all have exited. "
+            "Start it as root, or with the systemd fd store (FileDescriptorStoreMax=, the set-up measured "
+            "above) or from a .socket unit: then the restart gets the socket back in a few milliseconds and "
+            "rolling restarts go on.")
     if out:
         section("Why the missed targets are missed, and what would close them", "\n\n".join(out))
 
@@ -242,14 +244,20 @@ def readme_rows():
                      f"restarted instead: {own})", str(pb), "0", v(pb == 0)])
     rs = FACTS.get("restart")
     if rs:
-        fs, sb = rs.get("fdstore"), rs.get("self-bound")
-        if fs:
-            rows.append(["failed requests, kill -9 + restart of the daemon under load, with the systemd fd store",
-                         f"{fs[0]}" + ("" if fs[1] else ", restart failed"), "0", v(fs[0] == 0 and fs[1])])
-        if sb:
-            rows.append(["… without a service manager holding the socket", f"{sb[0]}" + (
-                "; the restart fails (EADDRINUSE)" if not sb[1] else ""), "0", v(sb[0] == 0) + (
-                "" if sb[1] else ", but no restart")])
+        def restart_row(what, fact):
+            failed, restarted, ready = fact
+            shown = f"{failed}; ready in {ready:.1f} ms" if restarted and ready is not None else (
+                f"{failed}" if restarted else f"{failed}; the restart fails (EADDRINUSE)")
+            return [what, shown, "0", v(failed == 0 and restarted) if restarted else v(failed == 0) + ", but no restart"]
+        if rs.get("fdstore"):
+            rows.append(restart_row("failed requests, kill -9 + restart of the daemon under load, with the systemd "
+                                    "fd store (time to ready: median)", rs["fdstore"]))
+        if rs.get("recovery"):
+            rows.append(restart_row("… with no service manager: the socket recovered from the apps holding it",
+                                    rs["recovery"]))
+        if rs.get("no-recovery"):
+            rows.append(restart_row("… with no service manager, started without CAP_SYS_PTRACE (no recovery, "
+                                    "every restart before it)", rs["no-recovery"]))
     return rows
 
 

@@ -138,10 +138,13 @@ pub fn run(load: impl FnOnce() -> Result<Config, ConfigError>) -> Result<(), Ser
 
     // 3. Bind (the one step that needs CAP_NET_BIND_SERVICE), adopting inherited sockets,
     //    with each binding's socket options set before bind(2) (SO_MARK and buffers beyond
-    //    the sysctl maximum need CAP_NET_ADMIN, which only a root start has).
+    //    the sysctl maximum need CAP_NET_ADMIN, which only a root start has). An address in
+    //    use gets the socket that processes still hold, a killed daemon's, if the rules of
+    //    setup/recover/ allow (pidfd_getfd needs CAP_SYS_PTRACE).
     let bind::Bound {
         bindings: bound,
         unused,
+        recovered,
     } = bind::bind_all(&config.bindings, inherited, &config.origin).map_err(SetupError::from)?;
 
     // 4. The socket directory and the Unix sockets (chown needs root or CAP_CHOWN). From
@@ -158,6 +161,10 @@ pub fn run(load: impl FnOnce() -> Result<Config, ConfigError>) -> Result<(), Ser
     // 5. Syslog, opened while /dev/log can still be reached whatever the sandbox.
     if config.log == LogTarget::Syslog {
         logger::open_syslog(config.facility);
+    }
+    // What step 3 recovered from other processes, now that the audit log is open.
+    for (level, line) in &recovered {
+        log::log!(*level, "{line}");
     }
     // systemd's fd store: what was bound here goes in, what no binding claimed goes out.
     fdstore::sync(&notifier, &config.bindings, &bound, &unused);
@@ -273,7 +280,8 @@ fn log_start(
             )
             .field("group", &binding.group.name)
             .field("mode", format_args!("{:04o}", binding.mode))
-            .field("adopted", sockets.adopted);
+            .field("adopted", sockets.adopted)
+            .field("recovered", sockets.recovered);
         // The socket options: nonblocking always, every other one the binding sets.
         let line = binding
             .options

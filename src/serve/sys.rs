@@ -212,3 +212,52 @@ pub fn try_lock_exclusive(fd: BorrowedFd<'_>) -> io::Result<bool> {
         Err(e) => Err(e),
     }
 }
+
+/// A pidfd of process `pid` of this pid namespace (pidfd_open(2), Linux 5.3+), close-on-exec:
+/// it names that very process until the descriptor is closed, whatever reuses its number
+/// after it exits. Start-up only (src/serve/setup/recover/); the sandbox forbids the call.
+pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes two integers (flags 0) and reads no memory of ours.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0u32) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: on success the kernel returned a descriptor it has just opened for this
+    // process; nothing else in the process knows its number, so ownership is ours alone.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
+}
+
+/// A duplicate in this process of descriptor `fd` of the process behind `pidfd`
+/// (pidfd_getfd(2), Linux 5.6+), close-on-exec. The kernel allows it only with ptrace
+/// access to that process (PTRACE_MODE_ATTACH_REALCREDS: CAP_SYS_PTRACE over another user's
+/// process, and within what Yama allows). The duplicate shares the open file description,
+/// so it is the very socket the process holds. Start-up only; the sandbox forbids the call.
+pub fn pidfd_getfd(pidfd: BorrowedFd<'_>, fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_getfd takes three integers (flags 0) and reads no memory of ours; it acts
+    // on the process the valid pidfd names, never on one found by number.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0u32) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as for pidfd_open: a descriptor the kernel has just installed in this process,
+    // known to nothing else here.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
+}
+
+/// Reads an `int` socket option that nix has no wrapper for (SO_DOMAIN, SO_PROTOCOL).
+pub fn int_sockopt(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int) -> io::Result<i32> {
+    let mut value: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes, the size of `value`, which lives for the
+    // call, and stores the length written in `len`.
+    check(unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&raw mut value).cast(),
+            &mut len,
+        )
+    })?;
+    Ok(value)
+}

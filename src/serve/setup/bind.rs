@@ -1,9 +1,13 @@
 //! Step 3 of start-up: every configured address gets its socket, adopted from the
 //! descriptors passed with LISTEN_FDS when one matches (same binding name, protocol and
-//! local address), bound afresh otherwise. Either way the socket gets its binding's options
-//! ([`options`]): a new one before bind(2), an adopted one as far as a bound socket can
-//! change, and an adopted socket that cannot match is refused, never served as it is.
+//! local address), bound afresh otherwise. An address whose bind(2) finds it in use gets,
+//! if the rules allow, the socket recovered from the processes that hold it
+//! ([`recover`]), which is then adopted like an inherited one. Either way the socket gets its
+//! binding's options ([`options`]): a new one before bind(2), an adopted one (inherited or
+//! recovered) as far as a bound socket can change, and an adopted socket that cannot match
+//! is refused, never served as it is.
 
+use std::collections::BTreeSet;
 use std::os::fd::OwnedFd;
 
 use nix::errno::Errno;
@@ -12,6 +16,7 @@ use crate::config::address::{ListenAddr, Proto};
 use crate::config::{Binding, Origin};
 use crate::serve::setup::listenfds::Inherited;
 use crate::serve::setup::options::{self, OptionError};
+use crate::serve::setup::recover::{self, Audited, RecoverError};
 use crate::serve::setup::socket;
 
 /// The sockets of one binding, in configuration order.
@@ -19,8 +24,10 @@ use crate::serve::setup::socket;
 pub struct BoundSockets {
     /// One socket per configured address.
     pub fds: Vec<OwnedFd>,
-    /// How many of them were inherited rather than bound here.
+    /// How many of them were inherited (LISTEN_FDS) rather than bound here.
     pub adopted: usize,
+    /// How many of them were recovered from the processes holding them.
+    pub recovered: usize,
 }
 
 /// A socket could not be bound or an inherited one does not fit.
@@ -47,6 +54,14 @@ pub enum BindError {
         origin: Origin,
         /// Which option, why, and the fix.
         option: Box<OptionError>,
+    },
+    /// An address in use is held by a socket that could not be recovered.
+    #[error("{source}{}", hint(Errno::EADDRINUSE, addr))]
+    Recover {
+        /// The address it is about (the first one in use, for what concerns them all).
+        addr: ListenAddr,
+        /// Why.
+        source: Box<RecoverError>,
     },
     /// An inherited descriptor names a binding but does not match its address's type.
     #[error(
@@ -84,6 +99,15 @@ pub struct Bound {
     pub bindings: Vec<BoundSockets>,
     /// Inherited descriptors that match no binding and address, with a description.
     pub unused: Vec<(Inherited, String)>,
+    /// One audit line per recovered socket, to log once syslog is open.
+    pub recovered: Vec<Audited>,
+}
+
+/// A socket whose bind(2) found its address in use: where it is, for recovery.
+struct InUse<'a> {
+    binding: usize,
+    index: usize,
+    want: &'a ListenAddr,
 }
 
 /// Binds or adopts every address of every binding. Inherited descriptors that match no
@@ -102,10 +126,12 @@ pub fn bind_all(
         })
         .collect();
     let mut all = Vec::with_capacity(bindings.len());
-    for binding in bindings {
+    let mut in_use = Vec::new();
+    for (b, binding) in bindings.iter().enumerate() {
         let mut bound = BoundSockets {
             fds: Vec::with_capacity(binding.listen.len()),
             adopted: 0,
+            recovered: 0,
         };
         for want in &binding.listen {
             let option_error = |option| BindError::Option {
@@ -129,11 +155,24 @@ pub fn bind_all(
             let fd = socket::create(want).map_err(bind_error)?;
             options::apply(&fd, want, &binding.options, options::Made::Here)
                 .map_err(option_error)?;
-            socket::bind(&fd, want, binding.backlog).map_err(bind_error)?;
+            match socket::bind(&fd, want, binding.backlog) {
+                // Perhaps by the socket a killed daemon left to its apps: see below. The
+                // unbound socket keeps the place until then.
+                Err(Errno::EADDRINUSE) => in_use.push(InUse {
+                    binding: b,
+                    index: bound.fds.len(),
+                    want,
+                }),
+                other => other.map_err(bind_error)?,
+            }
             bound.fds.push(fd);
         }
         all.push(bound);
     }
+    let recovered = match in_use.is_empty() {
+        true => Vec::new(),
+        false => recover_in_use(bindings, &mut all, &in_use, &pool, origin)?,
+    };
     let left = pool
         .into_iter()
         .map(|(i, addr)| {
@@ -144,7 +183,59 @@ pub fn bind_all(
     Ok(Bound {
         bindings: all,
         unused: left,
+        recovered,
     })
+}
+
+/// Gives the addresses found in use the sockets recovered from the processes holding them
+/// (setup/recover/), adopted as inherited ones are. Where recovery finds no socket bound to
+/// exactly the address, bind(2) is tried once more (the socket may have gone) and its error
+/// stands.
+fn recover_in_use(
+    bindings: &[Binding],
+    all: &mut [BoundSockets],
+    in_use: &[InUse<'_>],
+    pool: &[(Inherited, Option<ListenAddr>)],
+    origin: &Origin,
+) -> Result<Vec<Audited>, BindError> {
+    let ours: BTreeSet<u64> = pool
+        .iter()
+        .filter_map(|(i, _)| nix::sys::stat::fstat(&i.fd).ok().map(|s| s.st_ino))
+        .collect();
+    let asked: Vec<(&Binding, &ListenAddr)> = in_use
+        .iter()
+        .map(|u| (&bindings[u.binding], u.want))
+        .collect();
+    let recovery = recover::from_holders(&asked, &ours).map_err(|e| BindError::Recover {
+        addr: *e.addr().unwrap_or(in_use[0].want),
+        source: Box::new(e),
+    })?;
+    for (u, socket) in in_use.iter().zip(recovery.sockets) {
+        let binding = &bindings[u.binding];
+        let slot = &mut all[u.binding];
+        match socket {
+            Some(fd) => {
+                options::apply(&fd, u.want, &binding.options, options::Made::Inherited).map_err(
+                    |option| BindError::Option {
+                        binding: binding.name.clone(),
+                        addr: *u.want,
+                        origin: origin.clone(),
+                        option: Box::new(option),
+                    },
+                )?;
+                slot.fds[u.index] = fd;
+                slot.recovered += 1;
+            }
+            None => socket::bind(&slot.fds[u.index], u.want, binding.backlog).map_err(|errno| {
+                BindError::Bind {
+                    binding: binding.name.clone(),
+                    addr: *u.want,
+                    errno,
+                }
+            })?,
+        }
+    }
+    Ok(recovery.audit)
 }
 
 /// Takes the inherited socket for `want` out of `pool`, if there is one.

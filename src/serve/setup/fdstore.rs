@@ -107,7 +107,11 @@ mod tests {
         let fds = (0..n)
             .map(|_| OwnedFd::from(one.try_clone().unwrap()))
             .collect();
-        BoundSockets { fds, adopted }
+        BoundSockets {
+            fds,
+            adopted,
+            recovered: 0,
+        }
     }
 
     fn inherited(name: &str) -> (Inherited, String) {

@@ -1,15 +1,23 @@
 //! The start-up steps that need the start-up privileges (root, or CAP_NET_BIND_SERVICE and
 //! CAP_CHOWN from the service manager), in the order `serve::run` takes them:
 //! take the inherited sockets ([`listenfds`]), bind or adopt every address ([`bind`], on
-//! [`socket`]), create the socket directory and one Unix socket per binding
-//! ([`sockdir`], [`endpoint`]), hand the sockets to systemd's fd store ([`fdstore`]), and finally drop
-//! every privilege and read the drop back ([`privdrop`]).
+//! [`socket`]), where an address is in use recovering the socket that processes still hold
+//! from a daemon that died with no service manager to keep it ([`recover`], with
+//! [`sockdiag`] or [`procnet`], [`holders`] and [`pinned`]), create the socket directory and
+//! one Unix socket per binding ([`sockdir`], [`endpoint`]), hand the sockets to systemd's fd
+//! store ([`fdstore`]), and finally drop every privilege and read the drop back
+//! ([`privdrop`]).
 
 pub mod bind;
 pub mod endpoint;
 pub mod fdstore;
+pub mod holders;
 pub mod listenfds;
 pub mod options;
+pub mod pinned;
 pub mod privdrop;
+pub mod procnet;
+pub mod recover;
+pub mod sockdiag;
 pub mod sockdir;
 pub mod socket;

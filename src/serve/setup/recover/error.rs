@@ -1,0 +1,370 @@
+//! Why a socket was not recovered from the processes holding it. Each message names the
+//! address, the binding and the process, and says why and what to do; bind.rs adds the hint
+//! of the failed bind(2) (EADDRINUSE) that led here.
+
+use std::fmt;
+use std::io;
+
+use nix::errno::Errno;
+use nix::unistd::Uid;
+
+use super::rules;
+use crate::config::address::ListenAddr;
+use crate::serve::audit::{Spaces, escape_into};
+use crate::serve::setup::pinned::PinError;
+
+/// The process a message is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    /// Its pid.
+    pub pid: i32,
+    /// Its effective uid, when it was read.
+    pub uid: Option<Uid>,
+    /// Its process name, when it was read (the process chose it: escaped when shown).
+    pub comm: Option<Vec<u8>>,
+}
+
+impl fmt::Display for Holder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pid {}", self.pid)?;
+        let mut details = Vec::new();
+        if let Some(uid) = self.uid {
+            details.push(format!("uid {uid}"));
+        }
+        if let Some(comm) = &self.comm {
+            let mut shown = String::new();
+            escape_into(&mut shown, comm, Spaces::Escape);
+            details.push(format!("comm {shown}"));
+        }
+        if !details.is_empty() {
+            write!(f, " ({})", details.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// Why this daemon cannot take a descriptor from another process here.
+#[derive(Debug, thiserror::Error)]
+pub enum Impossible {
+    /// pidfd_open(2) or pidfd_getfd(2) does not exist.
+    #[error(
+        "{call}(2) needs Linux {since} or later, and this kernel is {release}: let a service \
+         manager keep the sockets (systemd's fd store), or stop the programs holding the port"
+    )]
+    KernelTooOld {
+        /// The missing call.
+        call: &'static str,
+        /// The first kernel that has it.
+        since: &'static str,
+        /// This kernel's release.
+        release: String,
+    },
+    /// No CAP_SYS_PTRACE, which looking into another user's descriptors and taking one
+    /// need.
+    #[error(
+        "reading another user's descriptors (/proc/PID/fd) and taking one (pidfd_getfd(2)) need \
+         CAP_SYS_PTRACE, and this daemon was started without it{yama}: start it as root with \
+         its capabilities, or let a service manager keep the sockets (systemd's fd store)"
+    )]
+    NoPtrace {
+        /// `" (and Yama's ptrace_scope N requires it too)"`, or empty.
+        yama: String,
+    },
+    /// Yama's ptrace_scope 3 forbids every ptrace attach, pidfd_getfd included.
+    #[error(
+        "Yama's kernel.yama.ptrace_scope is 3, which forbids taking another process's \
+         descriptors until the next boot: let a service manager keep the sockets (systemd's fd \
+         store), or stop the programs holding the port"
+    )]
+    Yama,
+    /// Refused although CAP_SYS_PTRACE is held.
+    #[error(
+        "the kernel refused {call}(2) ({error}) although this daemon has CAP_SYS_PTRACE: the \
+         process has capabilities this daemon lacks, or a security module (AppArmor, SELinux) \
+         forbids it; let a service manager keep the sockets, or stop the programs holding the \
+         port"
+    )]
+    Refused {
+        /// The call.
+        call: &'static str,
+        /// The error.
+        error: io::Error,
+    },
+    /// The pidfd and /proc disagree about which process a pid is.
+    #[error("{0}: start the daemon with a /proc of its own pid namespace")]
+    Namespace(PinError),
+    /// Another failure of the call.
+    #[error("{call}(2) failed: {source}")]
+    Failed {
+        /// The call.
+        call: &'static str,
+        /// The cause.
+        source: io::Error,
+    },
+}
+
+impl Impossible {
+    /// Why `call` (readlink of /proc/PID/fd, pidfd_open or pidfd_getfd) failed with
+    /// `error`, looking at the kernel, Yama (which only guards pidfd_getfd) and this
+    /// process's capabilities for the reason.
+    pub fn diagnose(call: &'static str, error: io::Error) -> Impossible {
+        let yama = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
+            .ok()
+            .and_then(|s| s.trim().parse::<u8>().ok())
+            .filter(|_| call == "pidfd_getfd");
+        Impossible::explain(call, error, yama, rules::can_ptrace())
+    }
+
+    /// [`Impossible::diagnose`] with Yama's scope (`None` without Yama) and whether
+    /// CAP_SYS_PTRACE is effective given.
+    pub fn explain(
+        call: &'static str,
+        error: io::Error,
+        yama: Option<u8>,
+        ptrace: bool,
+    ) -> Impossible {
+        match Errno::from_raw(error.raw_os_error().unwrap_or(0)) {
+            Errno::ENOSYS => Impossible::KernelTooOld {
+                call,
+                since: if call == "pidfd_open" { "5.3" } else { "5.6" },
+                release: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                    .map_or_else(|_| "unknown".to_owned(), |r| r.trim().to_owned()),
+            },
+            Errno::EPERM | Errno::EACCES if yama == Some(3) => Impossible::Yama,
+            Errno::EPERM | Errno::EACCES if !ptrace => Impossible::NoPtrace {
+                yama: match yama {
+                    Some(n @ 1..=2) => format!(" (and Yama's ptrace_scope {n} requires it too)"),
+                    _ => String::new(),
+                },
+            },
+            Errno::EPERM | Errno::EACCES => Impossible::Refused { call, error },
+            _ => Impossible::Failed {
+                call,
+                source: error,
+            },
+        }
+    }
+}
+
+/// A configured address is held by a socket that start-up did not recover.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoverError {
+    /// /proc numbers processes of another pid namespace than this process's.
+    #[error(
+        "cannot look for the processes holding the configured addresses: /proc belongs to \
+         another pid namespace (/proc/self is `{proc_self}`, this process is pid {pid}): mount \
+         a /proc of this pid namespace (`unshare --pid --fork --mount-proc`), or pass the \
+         sockets with LISTEN_FDS"
+    )]
+    ProcNamespace {
+        /// What /proc/self reads.
+        proc_self: String,
+        /// Our pid.
+        pid: u32,
+    },
+    /// A socket table or /proc could not be read.
+    #[error("cannot read {path} to find the sockets on the configured addresses: {source}")]
+    Read {
+        /// The file or directory.
+        path: String,
+        /// The cause.
+        source: io::Error,
+    },
+    /// Several sockets are bound to the address (SO_REUSEPORT).
+    #[error(
+        "cannot recover {addr} for binding `{binding}`: {} sockets are bound to it ({}), \
+         as SO_REUSEPORT allows, and portbinder will not pick one: stop the processes holding \
+         all but one of them",
+        inodes.len(), socket_list(inodes)
+    )]
+    Several {
+        /// The binding.
+        binding: String,
+        /// The address.
+        addr: ListenAddr,
+        /// The sockets' inodes.
+        inodes: Vec<u64>,
+    },
+    /// The socket is held by no process this daemon can see.
+    #[error(
+        "cannot recover {addr} for binding `{binding}`: its socket (socket:[{inode}]) is held \
+         by no process this daemon can see: they run in a pid namespace it cannot see, or /proc \
+         hides them (hidepid=, ProtectProc=); under systemd, `systemctl restart` keeps the \
+         sockets in the fd store instead"
+    )]
+    NoHolder {
+        /// The binding.
+        binding: String,
+        /// The address.
+        addr: ListenAddr,
+        /// The socket's inode.
+        inode: u64,
+    },
+    /// Processes that may hold the socket could not be looked into.
+    #[error(
+        "cannot recover {addr} for binding `{binding}`: the descriptors of {unreadable} \
+         process(es) could not be read, so who holds its socket (socket:[{inode}]) is not \
+         known: {why}"
+    )]
+    Unreadable {
+        /// The binding.
+        binding: String,
+        /// The address.
+        addr: ListenAddr,
+        /// The socket's inode.
+        inode: u64,
+        /// How many processes could not be looked into.
+        unreadable: usize,
+        /// Why.
+        why: Box<Impossible>,
+    },
+    /// A holder is not one the binding would grant, on a port anyone may bind.
+    #[error(
+        "not recovering {addr} for binding `{binding}` from {holder}: {reason}; port {} is not \
+         privileged (net.ipv4.ip_unprivileged_port_start is {port_start}), so any local user \
+         could have bound it, and portbinder recovers such a socket only when every process \
+         holding it may fetch the binding: stop that process, or allow its user or group",
+        addr.addr.port()
+    )]
+    Refused {
+        /// The binding.
+        binding: String,
+        /// The address.
+        addr: ListenAddr,
+        /// The holder the binding would not grant.
+        holder: Box<Holder>,
+        /// The access decision's reason.
+        reason: String,
+        /// net.ipv4.ip_unprivileged_port_start.
+        port_start: u16,
+    },
+    /// The descriptor cannot be taken here.
+    #[error("cannot take the socket of {addr} (binding `{binding}`) from {holder}: {why}")]
+    Impossible {
+        /// The binding.
+        binding: String,
+        /// The address.
+        addr: ListenAddr,
+        /// The holder.
+        holder: Box<Holder>,
+        /// Why.
+        why: Box<Impossible>,
+    },
+    /// The socket on the address is not the one portbinder would bind there.
+    #[error(
+        "not recovering {addr} for binding `{binding}` from {holder}: the socket there is \
+         {found}, not what portbinder binds for this address: stop the programs holding it, or \
+         change the binding"
+    )]
+    NotTheBindings {
+        /// The binding.
+        binding: String,
+        /// The address.
+        addr: ListenAddr,
+        /// The holder it was taken from.
+        holder: Box<Holder>,
+        /// What it is instead.
+        found: String,
+    },
+}
+
+impl RecoverError {
+    /// The address the error is about (`None` for what concerns every address).
+    pub fn addr(&self) -> Option<&ListenAddr> {
+        match self {
+            RecoverError::ProcNamespace { .. } | RecoverError::Read { .. } => None,
+            RecoverError::Several { addr, .. }
+            | RecoverError::NoHolder { addr, .. }
+            | RecoverError::Unreadable { addr, .. }
+            | RecoverError::Refused { addr, .. }
+            | RecoverError::Impossible { addr, .. }
+            | RecoverError::NotTheBindings { addr, .. } => Some(addr),
+        }
+    }
+}
+
+fn socket_list(inodes: &[u64]) -> String {
+    let shown: Vec<String> = inodes.iter().map(|i| format!("socket:[{i}]")).collect();
+    shown.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errno(e: i32) -> io::Error {
+        io::Error::from_raw_os_error(e)
+    }
+
+    #[test]
+    fn each_reason_for_an_impossible_recovery_is_told_apart() {
+        let old = Impossible::explain("pidfd_getfd", errno(libc::ENOSYS), None, true);
+        assert!(
+            old.to_string()
+                .starts_with("pidfd_getfd(2) needs Linux 5.6 or later"),
+            "{old}"
+        );
+        let old = Impossible::explain("pidfd_open", errno(libc::ENOSYS), None, true);
+        assert!(old.to_string().contains("needs Linux 5.3"), "{old}");
+        let yama = Impossible::explain("pidfd_getfd", errno(libc::EPERM), Some(3), true);
+        assert!(matches!(yama, Impossible::Yama), "{yama}");
+        assert!(yama.to_string().contains("ptrace_scope is 3"));
+        let no_cap = Impossible::explain("pidfd_getfd", errno(libc::EPERM), Some(2), false);
+        assert!(
+            no_cap.to_string().contains("need CAP_SYS_PTRACE"),
+            "{no_cap}"
+        );
+        assert!(
+            no_cap
+                .to_string()
+                .contains("ptrace_scope 2 requires it too"),
+            "{no_cap}"
+        );
+        let no_cap = Impossible::explain("pidfd_getfd", errno(libc::EPERM), None, false);
+        assert!(!no_cap.to_string().contains("Yama"), "{no_cap}");
+        let lsm = Impossible::explain("pidfd_getfd", errno(libc::EPERM), Some(1), true);
+        assert!(lsm.to_string().contains("security module"), "{lsm}");
+        let other = Impossible::explain("pidfd_getfd", errno(libc::EMFILE), None, true);
+        assert!(matches!(other, Impossible::Failed { .. }), "{other}");
+    }
+
+    #[test]
+    fn a_holders_name_is_shown_escaped() {
+        let holder = Holder {
+            pid: 7,
+            uid: Some(Uid::from_raw(1)),
+            comm: Some(b"evil\nname x".to_vec()),
+        };
+        assert_eq!(
+            holder.to_string(),
+            r#"pid 7 (uid 1, comm "evil\x0aname\x20x")"#
+        );
+        let bare = Holder {
+            pid: 7,
+            uid: None,
+            comm: None,
+        };
+        assert_eq!(bare.to_string(), "pid 7");
+    }
+
+    #[test]
+    fn several_sockets_are_listed_and_every_error_names_its_address() {
+        let addr: ListenAddr = "tcp://127.0.0.1:8080".parse().unwrap();
+        let several = RecoverError::Several {
+            binding: "http".into(),
+            addr,
+            inodes: vec![11, 12],
+        };
+        let text = several.to_string();
+        assert!(
+            text.contains("2 sockets are bound to it (socket:[11], socket:[12])"),
+            "{text}"
+        );
+        assert_eq!(several.addr(), Some(&addr));
+        let global = RecoverError::ProcNamespace {
+            proc_self: "4711".into(),
+            pid: 1,
+        };
+        assert_eq!(global.addr(), None);
+    }
+}

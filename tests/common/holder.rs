@@ -1,0 +1,57 @@
+//! Processes that bind an address themselves and hold the socket (tests/clients/holder.py):
+//! the other programs a restarted daemon may find on its addresses.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use serde::Deserialize;
+
+use super::{EXIT_TIMEOUT, Proc, TestEnv, User};
+
+/// The holder script, written into each test's directory like client.py.
+const HOLDER_PY: &str = include_str!("../clients/holder.py");
+
+/// A running holder.py, killed on drop.
+pub struct Holder {
+    /// The process (its stdout said it holds the socket).
+    pub proc: Proc,
+    /// What it reported.
+    pub held: Held,
+}
+
+/// The JSON line holder.py prints once it holds its socket.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct Held {
+    /// Its pid.
+    pub pid: u32,
+    /// Its effective uid after any `drop=`.
+    pub uid: u32,
+    /// The socket's inode.
+    pub inode: u64,
+}
+
+impl TestEnv {
+    /// Runs holder.py as `user`: it binds `proto` (`tcp` or `udp`) `host`:`port` itself with
+    /// `options` (`reuseport`, `dual`, `drop=UID`), and holds it until the test ends.
+    pub fn hold(&self, user: User, proto: &str, host: &str, port: u16, options: &[&str]) -> Holder {
+        let script = self.path().join("holder.py");
+        if !script.exists() {
+            fs::write(&script, HOLDER_PY).unwrap();
+            fs::set_permissions(&script, fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.arg(&script)
+            .args([proto, host, &port.to_string()])
+            .args(options)
+            .current_dir(self.path())
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin");
+        user.apply(&mut cmd);
+        let mut proc = Proc::spawn(cmd, &format!("holder.py as {}", user.name));
+        let line = proc.next_line(EXIT_TIMEOUT);
+        let held = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("holder.py said {line:?}: {e}\n{}", proc.report()));
+        Holder { proc, held }
+    }
+}

@@ -1,0 +1,200 @@
+//! Restarts with no service manager to keep the sockets: the daemon binds its ports itself,
+//! apps serve on them under load, the daemon is killed with SIGKILL and started again by
+//! hand. The new daemon recovers the very sockets from the apps that hold them (same inode),
+//! new apps fetch them, and no request fails over the whole run. Also: on which ports a
+//! socket is recovered whoever holds it, and what the audit line says.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::net::TcpListener;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use common::load::{Load, http_answered_by};
+use common::shim::socket_inodes;
+use common::*;
+use nix::sys::signal::Signal;
+
+/// `http` on 127.0.0.1:8080, a port anyone may bind, for group www-data.
+const HTTP_8080: &str = r#"
+[binding.http]
+listen = ["127.0.0.1:8080"]
+group = "www-data"
+"#;
+
+/// The inodes of the sockets process `pid` holds.
+fn sockets_held_by(pid: u32) -> BTreeSet<u64> {
+    socket_inodes(pid).into_iter().collect()
+}
+
+/// Kills the daemon with SIGKILL and waits until it is gone.
+fn kill_9(daemon: &mut Daemon) {
+    daemon.signal(Signal::SIGKILL);
+    assert!(
+        wait_until(EXIT_TIMEOUT, || !daemon.is_running()),
+        "daemon survived SIGKILL"
+    );
+}
+
+/// Starts client.py `mode` (serve-http, udp-echo) as `user` on binding `name` and waits
+/// until it serves.
+fn app(env: &TestEnv, user: User, mode: &str, name: &str) -> Proc {
+    let socket = env.socket(name);
+    let mut app = env.client(
+        user,
+        &[mode.as_ref(), socket.as_os_str(), "1000000".as_ref()],
+    );
+    app.expect_line("ready", EXIT_TIMEOUT);
+    app
+}
+
+fn probe_inodes(env: &TestEnv, name: &str) -> Vec<u64> {
+    env.probe(WWW_DATA, &env.socket(name)).inodes()
+}
+
+/// The whole run of one binding: daemon, app, load, kill -9, restart by hand, a new app as
+/// `daemon` (uid 1, in www-data), then the old app gone. Returns the restarted daemon and the
+/// load's (answered, failed), after checking the recovered socket is the apps' own.
+fn kill_9_and_restart_under_load(
+    env: &TestEnv,
+    config: &Path,
+    name: &str,
+    mode: &str,
+    load: impl FnOnce() -> Load,
+) -> (Daemon, Proc, (u64, u64)) {
+    let mut first = env.serve(config);
+    let old_app = app(env, WWW_DATA, mode, name);
+    let before = probe_inodes(env, name);
+    assert!(
+        sockets_held_by(old_app.pid()).contains(&before[0]),
+        "the app holds the binding's first socket"
+    );
+    let load = load();
+    load.wait_for(50);
+    kill_9(&mut first);
+    load.wait_for(50);
+
+    let second = env.serve(config);
+    let after = probe_inodes(env, name);
+    assert_eq!(
+        after[0], before[0],
+        "the restarted daemon hands out the socket the app holds"
+    );
+    let new_app = app(env, DAEMON_IN_WWW_DATA, mode, name);
+    load.wait_for(50);
+    let counts = load.finish();
+    drop(old_app);
+    assert!(
+        sockets_held_by(new_app.pid()).contains(&before[0]),
+        "the new app holds the recovered socket"
+    );
+    (second, new_app, counts)
+}
+
+#[test]
+fn kill_9_and_a_restart_by_hand_recover_the_tcp_socket_with_no_failed_request() {
+    let env = TestEnv::new();
+    let config = env.config(DUAL_STACK_HTTP);
+    let (second, _new_app, (ok, failed)) =
+        kill_9_and_restart_under_load(&env, &config, "http", "serve-http", || {
+            Load::http("127.0.0.1:80")
+        });
+    assert_eq!(failed, 0, "requests failed across the kill and the restart");
+    // The old app is gone: the new one answers alone, on the recovered socket.
+    assert_eq!(http_answered_by("127.0.0.1:80".parse().unwrap()), Some(1));
+
+    let recovered = second.wait_event("recovered", &[("binding", "http")]);
+    let app_pid = recovered.number("pid");
+    recovered.assert_fields(&[
+        ("listen", "tcp://127.0.0.1:80"),
+        ("rule", "granted"),
+        ("holders", "1"),
+        ("ungranted", "0"),
+        ("uid", "33"),
+        ("gid", "33"),
+        ("comm", "python3"),
+    ]);
+    assert_eq!(recovered.severity, "info");
+    assert!(recovered.format_errors().is_empty(), "{}", recovered.line);
+    assert!(app_pid > 0);
+    // The app had closed its IPv6 socket (serve-http keeps the first): nobody held [::1]:80,
+    // so it was bound afresh.
+    assert_eq!(second.events_of("recovered").len(), 1);
+    second
+        .wait_event("start", &[("binding", "http")])
+        .assert_fields(&[("adopted", "0"), ("recovered", "1")]);
+    assert!(ok > 150, "{ok} requests answered");
+}
+
+#[test]
+fn kill_9_and_a_restart_by_hand_recover_the_udp_socket_with_no_lost_datagram() {
+    let env = TestEnv::new();
+    let config = env.config(DNS_BINDING);
+    let (second, _new_app, (ok, failed)) =
+        kill_9_and_restart_under_load(&env, &config, "dns", "udp-echo", || {
+            Load::udp("127.0.0.1:53")
+        });
+    assert_eq!(
+        failed, 0,
+        "datagrams went unanswered across the kill and the restart"
+    );
+    // The old app is gone: the new one echoes alone.
+    let rest = Load::udp("127.0.0.1:53");
+    rest.wait_for(10);
+    assert_eq!(rest.finish().1, 0);
+    second
+        .wait_event("recovered", &[("binding", "dns")])
+        .assert_fields(&[
+            ("listen", "udp://127.0.0.1:53"),
+            ("rule", "granted"),
+            ("uid", "33"),
+        ]);
+    second
+        .wait_event("start", &[("binding", "dns")])
+        .assert_fields(&[("adopted", "0"), ("recovered", "1")]);
+    assert!(ok > 150, "{ok} datagrams answered");
+}
+
+/// On a port at or above net.ipv4.ip_unprivileged_port_start, a socket that only processes
+/// the binding grants hold is recovered: here one that a www-data program bound itself.
+#[test]
+fn an_unprivileged_port_held_only_by_processes_the_binding_grants_is_recovered() {
+    let env = TestEnv::new();
+    let holder = env.hold(WWW_DATA, "tcp", "127.0.0.1", 8080, &[]);
+    let daemon = env.serve(&env.config(HTTP_8080));
+    assert_eq!(probe_inodes(&env, "http"), [holder.held.inode]);
+    daemon
+        .wait_event("recovered", &[("binding", "http")])
+        .assert_fields(&[
+            ("inode", &holder.held.inode.to_string()),
+            ("rule", "granted"),
+            ("pid", &holder.held.pid.to_string()),
+            ("uid", "33"),
+        ]);
+}
+
+/// Below net.ipv4.ip_unprivileged_port_start only a privileged process can bind: such a
+/// socket is recovered whoever holds it (here root, whom the binding does not grant), and the
+/// audit line is a warning that names the rule and counts the holders outside the binding.
+#[test]
+fn a_privileged_port_is_recovered_whoever_holds_it_with_a_warning() {
+    let env = TestEnv::new();
+    let listener = TcpListener::bind("127.0.0.1:80").unwrap();
+    let inode = fs::metadata(format!("/proc/self/fd/{}", listener.as_raw_fd()))
+        .unwrap()
+        .ino();
+    let daemon = env.serve(&env.config(HTTP_BINDING));
+    assert_eq!(probe_inodes(&env, "http"), [inode]);
+    let line = daemon.wait_event("recovered", &[("binding", "http")]);
+    line.assert_fields(&[
+        ("rule", "privileged-port"),
+        ("holders", "1"),
+        ("ungranted", "1"),
+        ("pid", &std::process::id().to_string()),
+        ("uid", "0"),
+    ]);
+    assert_eq!(line.severity, "warning", "{}", line.line);
+}
