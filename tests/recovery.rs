@@ -177,24 +177,52 @@ fn an_unprivileged_port_held_only_by_processes_the_binding_grants_is_recovered()
 }
 
 /// Below net.ipv4.ip_unprivileged_port_start only a privileged process can bind: such a
-/// socket is recovered whoever holds it (here root, whom the binding does not grant), and the
-/// audit line is a warning that names the rule and counts the holders outside the binding.
+/// socket is recovered when a process the binding grants holds it, even if others outside
+/// the binding hold it too (here root, which passed it on), and the audit line is a warning
+/// that names the rule and counts the holders outside the binding. (Held by no granted
+/// process, it is another server's and is refused: tests/recovery_refusals.rs.)
 #[test]
-fn a_privileged_port_is_recovered_whoever_holds_it_with_a_warning() {
+fn a_privileged_port_shared_with_a_holder_outside_the_binding_is_recovered_with_a_warning() {
     let env = TestEnv::new();
     let listener = TcpListener::bind("127.0.0.1:80").unwrap();
     let inode = fs::metadata(format!("/proc/self/fd/{}", listener.as_raw_fd()))
         .unwrap()
         .ino();
+    // www-data holds the same socket (as an app that got it from a daemon would).
+    let fd = listener.as_raw_fd();
+    let mut cmd = std::process::Command::new("/bin/sleep");
+    cmd.arg("120");
+    // SAFETY: between fork and exec the hook only calls dup2 and fcntl, which are
+    // async-signal-safe, on a descriptor the parent keeps open meanwhile.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(move || {
+            // dup2 onto another number clears FD_CLOEXEC; fd 3 itself needs it by hand.
+            let rc = if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, 3)
+            };
+            if rc < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    WWW_DATA.apply(&mut cmd);
+    let member = Proc::spawn(cmd, "sleep as www-data, holding the socket");
+    assert!(wait_until(EXIT_TIMEOUT, || sockets_held_by(member.pid())
+        .contains(&inode)));
+
     let daemon = env.serve(&env.config(HTTP_BINDING));
     assert_eq!(probe_inodes(&env, "http"), [inode]);
     let line = daemon.wait_event("recovered", &[("binding", "http")]);
     line.assert_fields(&[
         ("rule", "privileged-port"),
-        ("holders", "1"),
+        ("holders", "2"),
         ("ungranted", "1"),
-        ("pid", &std::process::id().to_string()),
-        ("uid", "0"),
+        ("pid", &member.pid().to_string()),
+        ("uid", "33"),
     ]);
     assert_eq!(line.severity, "warning", "{}", line.line);
 }

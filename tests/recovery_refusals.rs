@@ -79,6 +79,32 @@ fn a_socket_held_by_a_user_the_binding_does_not_grant_is_not_recovered() {
     assert!(socket_inodes(holder.held.pid).contains(&holder.held.inode));
 }
 
+/// A privileged port held only by processes the binding does not grant (a root web server's
+/// own socket on the binding's address) is never taken from them.
+#[test]
+fn a_privileged_port_held_only_by_another_server_is_not_recovered() {
+    let env = TestEnv::new();
+    let server = std::net::TcpListener::bind("127.0.0.1:80").unwrap();
+    let config = env.config(HTTP_BINDING);
+    assert_refused(
+        &env,
+        &config,
+        80,
+        &[
+            &format!(
+                "not recovering tcp://127.0.0.1:80 for binding `http` from pid {} (uid 0",
+                std::process::id()
+            ),
+            "uid 0 may not fetch binding `http`",
+            "no process holding its socket may fetch the binding",
+            "another server's",
+        ],
+    );
+    // Still the server's, and still listening.
+    assert!(std::net::TcpStream::connect("127.0.0.1:80").is_ok());
+    drop(server);
+}
+
 /// The realistic way to get there: a user is dropped from `allow_users` while its program
 /// still holds the socket; after a crash the daemon will not share that socket with the
 /// binding's new programs. Put the user back, and the same socket is recovered from both.

@@ -238,6 +238,24 @@ pub enum RecoverError {
         /// net.ipv4.ip_unprivileged_port_start.
         port_start: u16,
     },
+    /// No process holding the socket is one the binding would grant, on a privileged port:
+    /// the socket is another server's, not one the binding's programs got from portbinder.
+    #[error(
+        "not recovering {addr} for binding `{binding}` from {holder}: {reason}; no process \
+         holding its socket may fetch the binding, so it is not a socket the binding's programs \
+         got from portbinder but another server's: stop that server, or give the binding \
+         another address"
+    )]
+    Foreign {
+        /// The binding.
+        binding: String,
+        /// The address.
+        addr: ListenAddr,
+        /// One of the holders.
+        holder: Box<Holder>,
+        /// The access decision's reason for it.
+        reason: String,
+    },
     /// The descriptor cannot be taken here.
     #[error("cannot take the socket of {addr} (binding `{binding}`) from {holder}: {why}")]
     Impossible {
@@ -277,6 +295,7 @@ impl RecoverError {
             | RecoverError::NoHolder { addr, .. }
             | RecoverError::Unreadable { addr, .. }
             | RecoverError::Refused { addr, .. }
+            | RecoverError::Foreign { addr, .. }
             | RecoverError::Impossible { addr, .. }
             | RecoverError::NotTheBindings { addr, .. } => Some(addr),
         }

@@ -98,6 +98,18 @@ pub(super) fn recover_one(
         });
     }
     let privileged = rules::is_privileged(f.want.addr.port(), port_start);
+    // Even on a privileged port, a socket none of whose holders the binding grants is not
+    // the binding's (a root web server's own, say): it is never taken from them.
+    if privileged && !examined.iter().any(|e| e.granted.is_ok()) {
+        if let Some(e) = examined.first() {
+            return Err(RecoverError::Foreign {
+                binding: f.binding.name.clone(),
+                addr: *f.want,
+                holder: Box::new(e.holder()),
+                reason: e.granted.clone().err().unwrap_or_default(),
+            });
+        }
+    }
     if !privileged {
         let outsider = examined
             .iter()

@@ -8,7 +8,11 @@
 //!   (setup/options/);
 //! * whoever holds it is inside the binding's trust domain ([`grants`]: every holder's
 //!   kernel credentials pass the binding's access rules), unless only a privileged process
-//!   could have bound its port ([`is_privileged`]: below net.ipv4.ip_unprivileged_port_start).
+//!   could have bound its port ([`is_privileged`]: below net.ipv4.ip_unprivileged_port_start)
+//!   and at least one holder is one the binding grants (src/serve/setup/recover/examination.rs):
+//!   then the others are a former member or a process it was passed to, and the recovery is
+//!   logged as a warning; a privileged port that no granted process holds is another
+//!   server's and is never taken.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
