@@ -14,6 +14,8 @@
 // Each integration test crate uses a different subset of the harness.
 #![allow(dead_code)]
 
+pub mod uidflood;
+
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs;

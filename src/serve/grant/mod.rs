@@ -7,6 +7,7 @@ pub mod access;
 pub mod answer;
 pub mod peer;
 pub mod ratelimit;
+pub mod suppressed;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
@@ -22,7 +23,8 @@ use crate::serve::audit::Line;
 use crate::serve::setup::sockdir::Endpoint;
 use crate::serve::status::{Counters, Status};
 use peer::{Peer, Process};
-use ratelimit::{Key, RateLimiter};
+use ratelimit::{LIMITS, RateLimiter};
+use suppressed::{Key, Kind, Report};
 
 /// How long accepting pauses when the daemon is out of descriptors or memory, so that a
 /// full table never turns the loop into a busy spin. Waiting clients stay in the backlog.
@@ -60,7 +62,7 @@ impl<'a> Server<'a> {
         Server {
             served,
             signals,
-            limiter: RateLimiter::new(Duration::from_secs(10), 20, 4096),
+            limiter: RateLimiter::new(LIMITS),
             paused_until: None,
             status: None,
             counters: Counters::default(),
@@ -78,7 +80,8 @@ impl<'a> Server<'a> {
     pub fn run(&mut self) -> std::io::Result<Signal> {
         loop {
             let now = Instant::now();
-            report_suppressed(self.limiter.expire(now));
+            self.limiter.expire(now);
+            self.log_reports();
             if let Some(status) = &mut self.status {
                 status.tick(now, self.counters);
             }
@@ -88,7 +91,8 @@ impl<'a> Server<'a> {
             let ready = self.wait(now)?;
             if ready.first() == Some(&true) {
                 if let Some(stop) = self.on_signal()? {
-                    report_suppressed(self.limiter.drain());
+                    let reports = self.limiter.drain();
+                    log_reports(reports, &self.served);
                     return Ok(stop);
                 }
             }
@@ -99,7 +103,7 @@ impl<'a> Server<'a> {
     }
 
     /// Polls; returns readiness of [signalfd, endpoint 0, endpoint 1, …].
-    fn wait(&self, now: Instant) -> std::io::Result<Vec<bool>> {
+    fn wait(&mut self, now: Instant) -> std::io::Result<Vec<bool>> {
         let listen = if self.paused_until.is_some() {
             PollFlags::empty()
         } else {
@@ -170,7 +174,7 @@ impl<'a> Server<'a> {
                     // EMFILE, ENFILE, ENOBUFS, ENOMEM: stop accepting for a moment.
                     self.paused_until = Some(Instant::now() + PAUSE);
                     let binding = self.served[index].binding.name.clone();
-                    self.audit_error(&binding, u32::MAX, || {
+                    self.audit_error(index, None, || {
                         Line::new("error")
                             .field("binding", &binding)
                             .field("op", "accept")
@@ -198,7 +202,7 @@ impl<'a> Server<'a> {
             Ok(peer) => peer,
             Err(e) => {
                 let name = binding.name.clone();
-                return self.audit_error(&name, u32::MAX, || {
+                return self.audit_error(index, None, || {
                     Line::new("error")
                         .field("binding", &name)
                         .field("op", "SO_PEERCRED")
@@ -207,16 +211,20 @@ impl<'a> Server<'a> {
             }
         };
         let decision = access::decide(binding, &peer);
-        let kind = if decision.is_ok() { "grant" } else { "deny" };
+        let kind = if decision.is_ok() {
+            Kind::Grant
+        } else {
+            Kind::Deny
+        };
         // Whether this event is logged is known before answering, so the process is pinned
         // (a pidfd, which keeps `comm` from naming a later process) only when it will be.
         let key = Key {
             kind,
-            binding: binding.name.clone(),
-            uid: peer.uid.as_raw(),
+            binding: index,
+            uid: Some(peer.uid.as_raw()),
         };
-        let (mut log_it, report) = self.limiter.admit(key, Instant::now());
-        report_suppressed(report);
+        let mut log_it = self.limiter.admit(key, Instant::now());
+        log_reports(self.limiter.take_reports(), &self.served);
         let process = log_it.then(|| Process::of(conn.as_fd(), peer.pid));
         let sent = match &decision {
             Ok(()) => answer::send_grant(conn.as_fd(), &served.fds).inspect_err(|&errno| {
@@ -237,19 +245,17 @@ impl<'a> Server<'a> {
         // hide its failures.
         if sent.is_err() && !log_it {
             let key = Key {
-                kind: "send-failed",
-                binding: binding.name.clone(),
-                uid: peer.uid.as_raw(),
+                kind: Kind::SendFailed,
+                ..key
             };
-            let (admitted, report) = self.limiter.admit(key, Instant::now());
-            report_suppressed(report);
-            log_it = admitted;
+            log_it = self.limiter.admit(key, Instant::now());
+            log_reports(self.limiter.take_reports(), &self.served);
         }
         if !log_it {
             return;
         }
         let comm = process.map(|p| p.comm()).unwrap_or_default();
-        let mut line = Line::new(kind).field("binding", &binding.name);
+        let mut line = Line::new(kind.as_str()).field("binding", &binding.name);
         if decision.is_ok() {
             line = line.field("fds", served.fds.len());
         }
@@ -267,35 +273,38 @@ impl<'a> Server<'a> {
             line = line.field("result", "failed").field("error", errno.desc());
         }
         match kind {
-            "grant" if sent.is_ok() => log::info!("{line}"),
+            Kind::Grant if sent.is_ok() => log::info!("{line}"),
             _ => log::warn!("{line}"),
         }
     }
 
-    fn audit_error(&mut self, binding: &str, uid: u32, line: impl FnOnce() -> Line) {
+    fn audit_error(&mut self, binding: usize, uid: Option<u32>, line: impl FnOnce() -> Line) {
         let key = Key {
-            kind: "error",
-            binding: binding.to_owned(),
+            kind: Kind::Error,
+            binding,
             uid,
         };
-        let (log_it, report) = self.limiter.admit(key, Instant::now());
-        report_suppressed(report);
+        let log_it = self.limiter.admit(key, Instant::now());
+        self.log_reports();
         if log_it {
             log::error!("{}", line());
         }
     }
+
+    /// Logs the counts of the rate-limit windows that have ended.
+    fn log_reports(&mut self) {
+        let reports = self.limiter.take_reports();
+        log_reports(reports, &self.served);
+    }
 }
 
-/// Logs one `event=suppressed` line per key whose window ended with suppressed events.
-fn report_suppressed(reports: impl IntoIterator<Item = (Key, u64)>) {
-    for (key, count) in reports {
-        let mut line = Line::new("suppressed")
-            .field("kind", key.kind)
-            .field("binding", &key.binding);
-        if key.uid != u32::MAX {
-            line = line.field("uid", key.uid);
-        }
-        log::warn!("{}", line.field("count", count));
+/// Logs one `event=suppressed` line per report.
+fn log_reports(reports: Vec<Report>, served: &[Served<'_>]) {
+    for report in reports {
+        let name = served
+            .get(report.binding())
+            .map_or("-", |s| s.binding.name.as_str());
+        log::warn!("{}", report.line(name));
     }
 }
 
