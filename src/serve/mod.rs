@@ -51,7 +51,7 @@ pub enum ServeError {
     /// The seccomp filter or the Landlock ruleset could not be installed.
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
-    /// poll(2) or the signalfd failed while serving.
+    /// epoll or the signalfd failed while serving.
     #[error("serve loop failed: {0}")]
     Serve(std::io::Error),
 }
@@ -164,6 +164,10 @@ pub fn run(load: impl FnOnce() -> Result<Config, ConfigError>) -> Result<(), Ser
         );
     }
 
+    // The serve loop's epoll instance, created while the sandbox still allows it.
+    let events = grant::Events::new()
+        .map_err(|e| SetupError::Process("create the serve loop's epoll instance", e))?;
+
     // 6 and 7. Drop, then prove it. A failure is logged and ends the daemon before it serves.
     let dropped = privdrop::drop_privileges(run_as, config.user_gid)
         .inspect_err(|e| log_failed_drop("failed", e))?;
@@ -185,8 +189,9 @@ pub fn run(load: impl FnOnce() -> Result<Config, ConfigError>) -> Result<(), Ser
             endpoint,
         })
         .collect();
-    let mut server =
-        Server::new(served, &signals).report_status(Status::new(&notifier, config.bindings.len()));
+    let mut server = Server::new(served, &signals, events)
+        .map_err(ServeError::Serve)?
+        .report_status(Status::new(&notifier, config.bindings.len()));
     log::info!(
         "{}",
         Line::new("ready").field("bindings", config.bindings.len())

@@ -1,10 +1,20 @@
-//! Step 8: the serve loop, after the drop, with no privilege left. One thread, poll(2) over the bindings' Unix sockets and a
-//! signalfd. For each connection: credentials from the kernel, the access decision, one
-//! non-blocking answer, close, one audit line. The daemon never reads from a client, so a
-//! client can neither stall it nor feed it input.
+//! Step 8: the serve loop, after the drop, with no privilege left. One thread and one epoll
+//! instance on which the signalfd and every binding's Unix socket are registered once, so a
+//! grant costs the same with one binding or a thousand. Each wake-up handles a pending signal
+//! first, then up to [`ACCEPT_BATCH`] connections per ready binding (a binding with more is
+//! served again after the others); it sleeps until the next event or deadline (status,
+//! rate-limit report, end of a pause) and never spins.
+//!
+//! * [`events`]: the epoll instance and what woke the loop;
+//! * [`connection`]: one connection from accept to audit line;
+//! * [`access`], [`answer`], [`peer`]: the decision, the protocol, who is asking;
+//! * [`ratelimit`], [`suppressed`]: the bounds on audit lines, and the counts of what they
+//!   held back.
 
 pub mod access;
 pub mod answer;
+pub mod connection;
+pub mod events;
 pub mod peer;
 pub mod ratelimit;
 pub mod suppressed;
@@ -13,60 +23,62 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
 use nix::sys::socket::{SockFlag, accept4};
 
-use crate::config::{Binding, ids};
+pub use connection::Served;
+pub use events::Events;
+
 use crate::serve::audit::Line;
-use crate::serve::setup::sockdir::Endpoint;
 use crate::serve::status::{Counters, Status};
-use peer::{Peer, Process};
+use connection::Books;
+use events::Token;
 use ratelimit::{LIMITS, RateLimiter};
-use suppressed::{Key, Kind, Report};
 
 /// How long accepting pauses when the daemon is out of descriptors or memory, so that a
 /// full table never turns the loop into a busy spin. Waiting clients stay in the backlog.
 const PAUSE: Duration = Duration::from_millis(250);
-/// The reason sent when the kernel refuses to pass descriptors (ETOOMANYREFS).
-const TOO_MANY_IN_FLIGHT: &str = "temporarily unable to pass sockets: too many earlier grants are still unread by their clients; retry shortly";
 /// Connections accepted from one socket per wake-up, so one busy binding cannot starve
 /// the others or the signals.
 const ACCEPT_BATCH: usize = 64;
-
-/// One binding as served: its configuration, its sockets and its Unix endpoint.
-pub struct Served<'a> {
-    /// The binding.
-    pub binding: &'a Binding,
-    /// Its bound sockets, in configuration order.
-    pub fds: Vec<RawFd>,
-    /// Its Unix socket.
-    pub endpoint: &'a Endpoint,
-}
 
 /// The serve loop's state.
 pub struct Server<'a> {
     served: Vec<Served<'a>>,
     signals: &'a SignalFd,
+    events: Events,
     limiter: RateLimiter,
     paused_until: Option<Instant>,
+    /// Bindings whose socket was reported ready during a pause: not watched until it ends.
+    paused: Vec<usize>,
     status: Option<Status<'a>>,
     /// Grants and denials so far.
     pub counters: Counters,
 }
 
 impl<'a> Server<'a> {
-    /// A server for `served`, woken by `signals`.
-    pub fn new(served: Vec<Served<'a>>, signals: &'a SignalFd) -> Server<'a> {
-        Server {
+    /// A server for `served`, woken through `events` (created before the sandbox) by
+    /// `signals` and the bindings' sockets.
+    pub fn new(
+        served: Vec<Served<'a>>,
+        signals: &'a SignalFd,
+        events: Events,
+    ) -> std::io::Result<Server<'a>> {
+        events.watch_signals(signals.as_fd())?;
+        for (index, s) in served.iter().enumerate() {
+            events.watch_listener(s.endpoint.listener.as_fd(), index)?;
+        }
+        Ok(Server {
             served,
             signals,
+            events,
             limiter: RateLimiter::new(LIMITS),
             paused_until: None,
+            paused: Vec::new(),
             status: None,
             counters: Counters::default(),
-        }
+        })
     }
 
     /// Keeps systemd's STATUS= up to date with the counters (at most every few seconds).
@@ -75,71 +87,58 @@ impl<'a> Server<'a> {
         self
     }
 
-    /// Serves until SIGTERM or SIGINT, which it returns. Only a failing poll(2) or
-    /// signalfd ends it early; nothing a client does can.
+    /// Serves until SIGTERM or SIGINT, which it returns. Only a failing epoll or signalfd
+    /// ends it early; nothing a client does can.
     pub fn run(&mut self) -> std::io::Result<Signal> {
         loop {
-            let now = Instant::now();
-            self.limiter.expire(now);
-            self.log_reports();
-            if let Some(status) = &mut self.status {
-                status.tick(now, self.counters);
-            }
-            if self.paused_until.is_some_and(|t| t <= now) {
-                self.paused_until = None;
-            }
-            let ready = self.wait(now)?;
-            if ready.first() == Some(&true) {
+            let timeout = self.housekeeping(Instant::now());
+            let ready = self.events.wait(timeout)?;
+            if self.events.signalled() {
                 if let Some(stop) = self.on_signal()? {
-                    let reports = self.limiter.drain();
-                    log_reports(reports, &self.served);
+                    connection::log_reports(self.limiter.drain(), &self.served);
                     return Ok(stop);
                 }
             }
-            for (i, _) in ready.iter().skip(1).enumerate().filter(|(_, r)| **r) {
-                self.accept_from(i);
+            let now = Instant::now();
+            for i in 0..ready {
+                match self.events.token(i) {
+                    Token::Signals => {}
+                    Token::Listener(index) if self.paused_until.is_some() => {
+                        self.set_accepting(index, false);
+                        self.paused.push(index);
+                    }
+                    Token::Listener(index) => self.accept_from(index, now),
+                }
             }
         }
     }
 
-    /// Polls; returns readiness of [signalfd, endpoint 0, endpoint 1, …].
-    fn wait(&mut self, now: Instant) -> std::io::Result<Vec<bool>> {
-        let listen = if self.paused_until.is_some() {
-            PollFlags::empty()
-        } else {
-            PollFlags::POLLIN
-        };
-        let mut fds = Vec::with_capacity(self.served.len() + 1);
-        fds.push(PollFd::new(self.signals.as_fd(), PollFlags::POLLIN));
-        fds.extend(
-            self.served
-                .iter()
-                .map(|s| PollFd::new(s.endpoint.listener.as_fd(), listen)),
-        );
+    /// Reports what is due at `now` (rate-limit counts, systemd status, the end of a pause)
+    /// and returns how long the next wait may last.
+    fn housekeeping(&mut self, now: Instant) -> Option<Duration> {
+        self.limiter.expire(now);
+        connection::log_reports(self.limiter.take_reports(), &self.served);
+        if let Some(status) = &mut self.status {
+            status.tick(now, self.counters);
+        }
+        if self.paused_until.is_some_and(|t| t <= now) {
+            self.paused_until = None;
+            for index in std::mem::take(&mut self.paused) {
+                self.set_accepting(index, true);
+            }
+        }
         let status_due = self.status.as_ref().and_then(|s| s.due(self.counters));
-        let deadline = [self.paused_until, self.limiter.next_deadline(), status_due]
+        [self.paused_until, self.limiter.next_deadline(), status_due]
             .into_iter()
             .flatten()
-            .min();
-        let timeout = match deadline {
-            None => PollTimeout::NONE,
-            Some(t) => {
-                let ms = t
-                    .saturating_duration_since(now)
-                    .as_millis()
-                    .clamp(1, 60_000);
-                PollTimeout::from(ms as u16)
-            }
-        };
-        match poll(&mut fds, timeout) {
-            Ok(_) => {}
-            Err(Errno::EINTR) => return Ok(vec![false; fds.len()]),
-            Err(e) => return Err(e.into()),
-        }
-        Ok(fds
-            .iter()
-            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-            .collect())
+            .min()
+            .map(|t| t.saturating_duration_since(now))
+    }
+
+    fn set_accepting(&self, index: usize, accepting: bool) {
+        let listener = self.served[index].endpoint.listener.as_fd();
+        // Fails only for a descriptor that is not registered, which cannot happen here.
+        let _ = self.events.set_accepting(listener, index, accepting);
     }
 
     /// Handles one pending signal; `Some` for a stop request.
@@ -163,20 +162,28 @@ impl<'a> Server<'a> {
         }
     }
 
-    fn accept_from(&mut self, index: usize) {
+    fn accept_from(&mut self, index: usize, now: Instant) {
         for _ in 0..ACCEPT_BATCH {
             let listener = &self.served[index].endpoint.listener;
             match accept4(listener, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK) {
-                Ok(conn) => self.answer(index, conn),
+                Ok(conn) => {
+                    let mut books = Books {
+                        limiter: &mut self.limiter,
+                        counters: &mut self.counters,
+                    };
+                    connection::answer(&self.served, index, conn, &mut books, now);
+                }
                 Err(Errno::EAGAIN) => return,
                 Err(Errno::EINTR | Errno::ECONNABORTED | Errno::EPROTO) => continue,
                 Err(errno) => {
                     // EMFILE, ENFILE, ENOBUFS, ENOMEM: stop accepting for a moment.
-                    self.paused_until = Some(Instant::now() + PAUSE);
-                    let binding = self.served[index].binding.name.clone();
-                    self.audit_error(index, None, || {
+                    self.paused_until = Some(now + PAUSE);
+                    self.set_accepting(index, false);
+                    self.paused.push(index);
+                    let name = &self.served[index].binding.name;
+                    connection::audit_error(&self.served, index, &mut self.limiter, now, || {
                         Line::new("error")
-                            .field("binding", &binding)
+                            .field("binding", name)
                             .field("op", "accept")
                             .field("error", errno.desc())
                             .field("action", "pausing 250ms; clients wait in the backlog")
@@ -185,126 +192,6 @@ impl<'a> Server<'a> {
                 }
             }
         }
-    }
-
-    /// Answers one connection and closes it (by dropping `conn`).
-    fn answer(&mut self, index: usize, conn: OwnedFd) {
-        let served = &self.served[index];
-        let binding = served.binding;
-        // Supplementary groups are read only when the uid and primary gid do not decide.
-        let credentials = Peer::credentials(conn.as_fd()).and_then(|mut peer| {
-            if !access::admits_by_ids(binding, &peer) {
-                peer.load_groups(conn.as_fd())?;
-            }
-            Ok(peer)
-        });
-        let peer = match credentials {
-            Ok(peer) => peer,
-            Err(e) => {
-                let name = binding.name.clone();
-                return self.audit_error(index, None, || {
-                    Line::new("error")
-                        .field("binding", &name)
-                        .field("op", "SO_PEERCRED")
-                        .field("error", e)
-                });
-            }
-        };
-        let decision = access::decide(binding, &peer);
-        let kind = if decision.is_ok() {
-            Kind::Grant
-        } else {
-            Kind::Deny
-        };
-        // Whether this event is logged is known before answering, so the process is pinned
-        // (a pidfd, which keeps `comm` from naming a later process) only when it will be.
-        let key = Key {
-            kind,
-            binding: index,
-            uid: Some(peer.uid.as_raw()),
-        };
-        let mut log_it = self.limiter.admit(key, Instant::now());
-        log_reports(self.limiter.take_reports(), &self.served);
-        let process = log_it.then(|| Process::of(conn.as_fd(), peer.pid));
-        let sent = match &decision {
-            Ok(()) => answer::send_grant(conn.as_fd(), &served.fds).inspect_err(|&errno| {
-                // The kernel refuses to pass more descriptors while too many sent ones sit
-                // unread in clients' queues (ETOOMANYREFS): tell this client why.
-                if errno == Errno::ETOOMANYREFS {
-                    let _ = answer::send_denial(conn.as_fd(), TOO_MANY_IN_FLIGHT);
-                }
-            }),
-            Err(reason) => answer::send_denial(conn.as_fd(), reason),
-        };
-        drop(conn);
-        match decision {
-            Ok(()) => self.counters.grants += u64::from(sent.is_ok()),
-            Err(_) => self.counters.denials += 1,
-        }
-        // A failed send is counted under its own kind too, so a flood of grants cannot
-        // hide its failures.
-        if sent.is_err() && !log_it {
-            let key = Key {
-                kind: Kind::SendFailed,
-                ..key
-            };
-            log_it = self.limiter.admit(key, Instant::now());
-            log_reports(self.limiter.take_reports(), &self.served);
-        }
-        if !log_it {
-            return;
-        }
-        let comm = process.map(|p| p.comm()).unwrap_or_default();
-        let mut line = Line::new(kind.as_str()).field("binding", &binding.name);
-        if decision.is_ok() {
-            line = line.field("fds", served.fds.len());
-        }
-        line = line
-            .field("pid", peer.pid)
-            .field("uid", peer.uid)
-            .field("gid", peer.gid)
-            .field("user", ids::user_name(peer.uid).as_deref().unwrap_or("-"))
-            .field("comm_verified", if comm.verified { "yes" } else { "no" })
-            .bytes("comm", comm.name.as_deref().unwrap_or(b"-"));
-        if let Err(reason) = &decision {
-            line = line.field("reason", reason);
-        }
-        if let Err(errno) = sent {
-            line = line.field("result", "failed").field("error", errno.desc());
-        }
-        match kind {
-            Kind::Grant if sent.is_ok() => log::info!("{line}"),
-            _ => log::warn!("{line}"),
-        }
-    }
-
-    fn audit_error(&mut self, binding: usize, uid: Option<u32>, line: impl FnOnce() -> Line) {
-        let key = Key {
-            kind: Kind::Error,
-            binding,
-            uid,
-        };
-        let log_it = self.limiter.admit(key, Instant::now());
-        self.log_reports();
-        if log_it {
-            log::error!("{}", line());
-        }
-    }
-
-    /// Logs the counts of the rate-limit windows that have ended.
-    fn log_reports(&mut self) {
-        let reports = self.limiter.take_reports();
-        log_reports(reports, &self.served);
-    }
-}
-
-/// Logs one `event=suppressed` line per report.
-fn log_reports(reports: Vec<Report>, served: &[Served<'_>]) {
-    for report in reports {
-        let name = served
-            .get(report.binding())
-            .map_or("-", |s| s.binding.name.as_str());
-        log::warn!("{}", report.line(name));
     }
 }
 

@@ -77,8 +77,18 @@ pub(super) mod filter {
         let sol_socket = libc::SOL_SOCKET as u64;
         #[allow(unused_mut)] // extended below on x86_64 only
         let mut list = vec![
-            // The serve loop: wait (poll also tells whether a peer's pidfd shows it exited),
-            // accept, ask the kernel who connected, answer, close.
+            // The serve loop: wait on its epoll instance (created before the sandbox: no
+            // epoll_create), register a binding's socket (ADD), pause and resume it (MOD;
+            // closing unregisters, so no DEL), accept, ask the kernel who connected, answer,
+            // close (poll tells whether a peer's pidfd shows it exited).
+            any(libc::SYS_epoll_pwait),
+            (
+                libc::SYS_epoll_ctl,
+                [libc::EPOLL_CTL_ADD, libc::EPOLL_CTL_MOD]
+                    .iter()
+                    .map(|&op| vec![(1, Op::Eq, op as u64)])
+                    .collect(),
+            ),
             any(libc::SYS_ppoll),
             any(libc::SYS_accept4),
             (
@@ -154,8 +164,9 @@ pub(super) mod filter {
         ];
         #[cfg(target_arch = "x86_64")]
         list.extend([
-            any(libc::SYS_poll),   // glibc's poll(3) on x86_64 (aarch64 has only ppoll)
-            any(libc::SYS_unlink), // std::fs::remove_file on x86_64
+            any(libc::SYS_poll),       // glibc's poll(3) on x86_64 (aarch64 has only ppoll)
+            any(libc::SYS_epoll_wait), // glibc's epoll_wait(3) on x86_64 (aarch64: epoll_pwait)
+            any(libc::SYS_unlink),     // std::fs::remove_file on x86_64
         ]);
         list
     }

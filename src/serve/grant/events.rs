@@ -1,0 +1,137 @@
+//! What wakes the serve loop: one epoll instance, created before the sandbox, on which every
+//! descriptor is registered once, so that a wake-up costs the same whatever the number of
+//! bindings. Registered are the signalfd and each binding's Unix socket (level-triggered: a
+//! socket with connections left after a batch is reported again at the next wait, after the
+//! others).
+
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+
+/// Events returned by one wait at most; more ready descriptors are returned by the next
+/// waits (epoll hands out level-triggered ones round-robin).
+const MAX_EVENTS: usize = 256;
+const SIGNALS: u64 = u64::MAX;
+
+/// What a ready descriptor is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Token {
+    /// The signalfd.
+    Signals,
+    /// The Unix socket of the binding with this index.
+    Listener(usize),
+}
+
+impl Token {
+    fn data(self) -> u64 {
+        match self {
+            Token::Signals => SIGNALS,
+            Token::Listener(index) => index as u64,
+        }
+    }
+
+    fn of(data: u64) -> Token {
+        match data {
+            SIGNALS => Token::Signals,
+            d => Token::Listener(d as usize),
+        }
+    }
+}
+
+/// The epoll instance and the events of the last wait.
+#[derive(Debug)]
+pub struct Events {
+    epoll: Epoll,
+    ready: Vec<EpollEvent>,
+    count: usize,
+}
+
+impl Events {
+    /// Creates the epoll instance (before the sandbox: `epoll_create1` is not allowed after).
+    pub fn new() -> std::io::Result<Events> {
+        Ok(Events {
+            epoll: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?,
+            ready: vec![EpollEvent::empty(); MAX_EVENTS],
+            count: 0,
+        })
+    }
+
+    /// The epoll descriptor's number: the newest descriptor of the start-up, so about the
+    /// number of descriptors the daemon holds before it serves.
+    pub fn raw_fd(&self) -> RawFd {
+        self.epoll.0.as_raw_fd()
+    }
+
+    /// Registers the signalfd.
+    pub fn watch_signals(&self, signals: BorrowedFd<'_>) -> nix::Result<()> {
+        let event = EpollEvent::new(EpollFlags::EPOLLIN, Token::Signals.data());
+        self.epoll.add(signals, event)
+    }
+
+    /// Registers binding `index`'s Unix socket, level-triggered.
+    pub fn watch_listener(&self, listener: BorrowedFd<'_>, index: usize) -> nix::Result<()> {
+        let event = EpollEvent::new(EpollFlags::EPOLLIN, Token::Listener(index).data());
+        self.epoll.add(listener, event)
+    }
+
+    /// Stops (`accepting == false`) or resumes reporting binding `index`'s connections,
+    /// for the pause after the daemon runs out of descriptors or memory.
+    pub fn set_accepting(
+        &self,
+        listener: BorrowedFd<'_>,
+        index: usize,
+        accepting: bool,
+    ) -> nix::Result<()> {
+        let flags = if accepting {
+            EpollFlags::EPOLLIN
+        } else {
+            EpollFlags::empty()
+        };
+        let mut event = EpollEvent::new(flags, Token::Listener(index).data());
+        self.epoll.modify(listener, &mut event)
+    }
+
+    /// Waits until something is ready or `timeout` has passed (`None`: no timeout); returns
+    /// how many events [`Events::token`] can read. An interrupted wait (a stop signal and
+    /// SIGCONT) returns 0.
+    pub fn wait(&mut self, timeout: Option<Duration>) -> nix::Result<usize> {
+        let timeout = match timeout {
+            None => EpollTimeout::NONE,
+            Some(t) => {
+                // Round up, so that a deadline is never woken for a millisecond too early.
+                let ms = t.as_micros().div_ceil(1000).clamp(0, 60_000);
+                EpollTimeout::from(ms as u16)
+            }
+        };
+        self.count = match self.epoll.wait(&mut self.ready, timeout) {
+            Ok(n) => n,
+            Err(Errno::EINTR) => 0,
+            Err(e) => return Err(e),
+        };
+        Ok(self.count)
+    }
+
+    /// The `i`-th descriptor of the last wait.
+    pub fn token(&self, i: usize) -> Token {
+        Token::of(self.ready[i].data())
+    }
+
+    /// Whether the signalfd was among the last wait's events.
+    pub fn signalled(&self) -> bool {
+        (0..self.count).any(|i| self.token(i) == Token::Signals)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip() {
+        for token in [Token::Signals, Token::Listener(0), Token::Listener(999)] {
+            assert_eq!(Token::of(token.data()), token);
+        }
+    }
+}
