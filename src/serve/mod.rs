@@ -112,7 +112,7 @@ pub fn run(load: impl FnOnce() -> Result<Config, ConfigError>) -> Result<(), Ser
     sys::close_fds_from(listenfds::FIRST_FD + inherited.len() as i32)
         .map_err(|e| SetupError::Process("close inherited descriptors", e))?;
     umask(Mode::from_bits_truncate(0o077));
-    raise_fd_limit();
+    let fd_limit = raise_fd_limit();
     let signals = block_signals()?;
     // systemd's notification socket, connected now: after the drop only sendmsg is needed.
     let notifier = Notifier::from_env().map_err(SetupError::from)?;
@@ -189,7 +189,7 @@ pub fn run(load: impl FnOnce() -> Result<Config, ConfigError>) -> Result<(), Ser
             endpoint,
         })
         .collect();
-    let mut server = Server::new(served, &signals, events)
+    let mut server = Server::new(served, &signals, events, fd_limit)
         .map_err(ServeError::Serve)?
         .report_status(Status::new(&notifier, config.bindings.len()));
     log::info!(
@@ -229,16 +229,19 @@ fn log_failed_drop(result: &str, error: &dyn std::error::Error) {
     );
 }
 
-/// Raises the soft RLIMIT_NOFILE to the hard limit. Besides room for connections, the
-/// kernel caps the descriptors a sender has in flight (sent, not yet received) at this
-/// limit, so a client that never reads its grants exhausts a larger budget.
-fn raise_fd_limit() {
+/// Raises the soft RLIMIT_NOFILE to the hard limit and returns the soft limit then in force.
+/// Besides room for connections, the kernel caps the descriptors a sender has in flight
+/// (sent, not yet received) at this limit, so a client that never reads its grants exhausts
+/// a larger budget; the serve loop shares it out between the bindings (grant/unread.rs).
+fn raise_fd_limit() -> u64 {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        if soft < hard {
-            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
-        }
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return 1024;
+    };
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        return hard;
     }
+    soft
 }
 
 fn block_signals() -> Result<SignalFd, SetupError> {

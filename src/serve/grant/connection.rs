@@ -1,7 +1,8 @@
 //! One accepted connection, from the kernel's credentials to the audit line: the access
-//! decision, one non-blocking answer, close, and the line (when the rate limiter lets it
-//! through). The daemon never reads from a client, so a client can neither stall it nor feed
-//! it input.
+//! decision, the caps on unread grants, one non-blocking answer, and the line (when the rate
+//! limiter lets it through). A grant's connection is handed to [`Unread`] until its answer
+//! has been read; every other connection is closed at once. The daemon never reads from a
+//! client, so a client can neither stall it nor feed it input.
 
 use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::time::Instant;
@@ -10,9 +11,11 @@ use nix::errno::Errno;
 
 use crate::config::{Binding, ids};
 use crate::serve::audit::Line;
+use crate::serve::grant::events::Events;
 use crate::serve::grant::peer::{Peer, Process};
 use crate::serve::grant::ratelimit::RateLimiter;
 use crate::serve::grant::suppressed::{Key, Kind, Report};
+use crate::serve::grant::unread::Unread;
 use crate::serve::grant::{access, answer};
 use crate::serve::setup::sockdir::Endpoint;
 use crate::serve::status::Counters;
@@ -34,8 +37,12 @@ pub struct Served<'a> {
 pub struct Books<'b> {
     /// The audit rate limiter.
     pub limiter: &'b mut RateLimiter,
+    /// The unread grants.
+    pub unread: &'b mut Unread,
     /// Grants and denials so far.
     pub counters: &'b mut Counters,
+    /// The loop's epoll instance (for connections left unread).
+    pub events: &'b Events,
 }
 
 /// Answers `conn`, accepted on the Unix socket of `served[index]`, at `now`.
@@ -67,7 +74,8 @@ pub fn answer(
         }
     };
     let uid = peer.uid.as_raw();
-    let decision = access::decide(binding, &peer);
+    let decision = access::decide(binding, &peer)
+        .and_then(|()| books.unread.admit(index, uid, &binding.name, books.events));
     let kind = if decision.is_ok() {
         Kind::Grant
     } else {
@@ -95,11 +103,16 @@ pub fn answer(
         Err(reason) => answer::send_denial(conn.as_fd(), reason),
     };
     match (&decision, sent) {
-        (Ok(()), Ok(())) => books.counters.grants += 1,
-        (Ok(()), Err(_)) => {}
-        (Err(_), _) => books.counters.denials += 1,
+        (Ok(()), Ok(())) => {
+            books.counters.grants += 1;
+            books.unread.hold(conn, index, uid, books.events);
+        }
+        (Ok(()), Err(_)) => drop(conn),
+        (Err(_), _) => {
+            books.counters.denials += 1;
+            drop(conn);
+        }
     }
-    drop(conn);
     // A failed send is counted under its own kind too, so a flood of grants cannot hide
     // its failures.
     if sent.is_err() && !log_it {

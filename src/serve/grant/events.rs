@@ -1,10 +1,11 @@
 //! What wakes the serve loop: one epoll instance, created before the sandbox, on which every
 //! descriptor is registered once, so that a wake-up costs the same whatever the number of
-//! bindings. Registered are the signalfd and each binding's Unix socket (level-triggered: a
+//! bindings. Registered are the signalfd, each binding's Unix socket (level-triggered: a
 //! socket with connections left after a batch is reported again at the next wait, after the
-//! others).
+//! others), and the rare granted connection whose answer was still unread when first
+//! checked (edge-triggered, woken when the answer is read or the peer closes).
 
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -14,6 +15,7 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 /// waits (epoll hands out level-triggered ones round-robin).
 const MAX_EVENTS: usize = 256;
 const SIGNALS: u64 = u64::MAX;
+const HELD: u64 = 1 << 62;
 
 /// What a ready descriptor is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +24,8 @@ pub enum Token {
     Signals,
     /// The Unix socket of the binding with this index.
     Listener(usize),
+    /// A held connection, by its slot (see `unread`).
+    Held(usize),
 }
 
 impl Token {
@@ -29,12 +33,14 @@ impl Token {
         match self {
             Token::Signals => SIGNALS,
             Token::Listener(index) => index as u64,
+            Token::Held(slot) => HELD | slot as u64,
         }
     }
 
     fn of(data: u64) -> Token {
         match data {
             SIGNALS => Token::Signals,
+            d if d & HELD != 0 => Token::Held((d & !HELD) as usize),
             d => Token::Listener(d as usize),
         }
     }
@@ -93,6 +99,17 @@ impl Events {
         self.epoll.modify(listener, &mut event)
     }
 
+    /// Registers a held connection, edge-triggered: reported once now (it is writable) and
+    /// again each time the kernel frees what the daemon sent on it (the peer read it, or
+    /// closed) or the peer hangs up. Closing the connection unregisters it.
+    pub fn watch_held(&self, conn: BorrowedFd<'_>, slot: usize) -> nix::Result<()> {
+        let flags = EpollFlags::EPOLLOUT | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLET;
+        self.epoll.add(
+            conn.as_fd(),
+            EpollEvent::new(flags, Token::Held(slot).data()),
+        )
+    }
+
     /// Waits until something is ready or `timeout` has passed (`None`: no timeout); returns
     /// how many events [`Events::token`] can read. An interrupted wait (a stop signal and
     /// SIGCONT) returns 0.
@@ -127,11 +144,42 @@ impl Events {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::net::UnixStream;
 
     #[test]
     fn tokens_round_trip() {
-        for token in [Token::Signals, Token::Listener(0), Token::Listener(999)] {
+        for token in [
+            Token::Signals,
+            Token::Listener(0),
+            Token::Listener(999),
+            Token::Held(0),
+            Token::Held(1 << 40),
+        ] {
             assert_eq!(Token::of(token.data()), token);
         }
+    }
+
+    #[test]
+    fn a_held_connection_is_reported_when_its_peer_reads() {
+        let mut events = Events::new().unwrap();
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        use std::io::{Read, Write};
+        (&ours).write_all(b"x").unwrap();
+        events.watch_held(ours.as_fd(), 7).unwrap();
+        assert_eq!(
+            events.wait(Some(Duration::ZERO)).unwrap(),
+            1,
+            "writable at once"
+        );
+        assert_eq!(
+            events.wait(Some(Duration::ZERO)).unwrap(),
+            0,
+            "edge-triggered"
+        );
+        (&theirs).read_exact(&mut [0]).unwrap();
+        assert_eq!(events.wait(Some(Duration::ZERO)).unwrap(), 1, "read");
+        assert_eq!(events.token(0), Token::Held(7));
+        drop(theirs);
+        assert_eq!(events.wait(Some(Duration::ZERO)).unwrap(), 1, "hung up");
     }
 }

@@ -2,12 +2,14 @@
 //! instance on which the signalfd and every binding's Unix socket are registered once, so a
 //! grant costs the same with one binding or a thousand. Each wake-up handles a pending signal
 //! first, then up to [`ACCEPT_BATCH`] connections per ready binding (a binding with more is
-//! served again after the others); it sleeps until the next event or deadline (status,
-//! rate-limit report, end of a pause) and never spins.
+//! served again after the others), then the unread grants; it sleeps until the next event or
+//! deadline (status, rate-limit report, end of a pause, a check of fresh grants) and never
+//! spins.
 //!
 //! * [`events`]: the epoll instance and what woke the loop;
 //! * [`connection`]: one connection from accept to audit line;
 //! * [`access`], [`answer`], [`peer`]: the decision, the protocol, who is asking;
+//! * [`unread`]: grants not read yet, and their caps;
 //! * [`ratelimit`], [`suppressed`]: the bounds on audit lines, and the counts of what they
 //!   held back.
 
@@ -18,6 +20,7 @@ pub mod events;
 pub mod peer;
 pub mod ratelimit;
 pub mod suppressed;
+pub mod unread;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
@@ -35,6 +38,7 @@ use crate::serve::status::{Counters, Status};
 use connection::Books;
 use events::Token;
 use ratelimit::{LIMITS, RateLimiter};
+use unread::Unread;
 
 /// How long accepting pauses when the daemon is out of descriptors or memory, so that a
 /// full table never turns the loop into a busy spin. Waiting clients stay in the backlog.
@@ -42,6 +46,8 @@ const PAUSE: Duration = Duration::from_millis(250);
 /// Connections accepted from one socket per wake-up, so one busy binding cannot starve
 /// the others or the signals.
 const ACCEPT_BATCH: usize = 64;
+/// How soon a grant is checked for having been read when nothing else wakes the loop.
+const FRESH_CHECK: Duration = Duration::from_millis(1);
 
 /// The serve loop's state.
 pub struct Server<'a> {
@@ -49,6 +55,7 @@ pub struct Server<'a> {
     signals: &'a SignalFd,
     events: Events,
     limiter: RateLimiter,
+    unread: Unread,
     paused_until: Option<Instant>,
     /// Bindings whose socket was reported ready during a pause: not watched until it ends.
     paused: Vec<usize>,
@@ -59,17 +66,22 @@ pub struct Server<'a> {
 
 impl<'a> Server<'a> {
     /// A server for `served`, woken through `events` (created before the sandbox) by
-    /// `signals` and the bindings' sockets.
+    /// `signals` and the bindings' sockets; `fd_limit` is the soft RLIMIT_NOFILE, which
+    /// also bounds the sockets of unread grants.
     pub fn new(
         served: Vec<Served<'a>>,
         signals: &'a SignalFd,
         events: Events,
+        fd_limit: u64,
     ) -> std::io::Result<Server<'a>> {
         events.watch_signals(signals.as_fd())?;
         for (index, s) in served.iter().enumerate() {
             events.watch_listener(s.endpoint.listener.as_fd(), index)?;
         }
+        let fds: Vec<usize> = served.iter().map(|s| s.fds.len()).collect();
+        let open = u64::try_from(events.raw_fd()).unwrap_or(0) + 1;
         Ok(Server {
+            unread: Unread::new(&fds, fd_limit, open),
             served,
             signals,
             events,
@@ -108,8 +120,10 @@ impl<'a> Server<'a> {
                         self.paused.push(index);
                     }
                     Token::Listener(index) => self.accept_from(index, now),
+                    Token::Held(slot) => self.unread.on_event(slot),
                 }
             }
+            self.unread.end_iteration(&self.events);
         }
     }
 
@@ -128,11 +142,17 @@ impl<'a> Server<'a> {
             }
         }
         let status_due = self.status.as_ref().and_then(|s| s.due(self.counters));
-        [self.paused_until, self.limiter.next_deadline(), status_due]
-            .into_iter()
-            .flatten()
-            .min()
-            .map(|t| t.saturating_duration_since(now))
+        let fresh = self.unread.has_fresh().then(|| now + FRESH_CHECK);
+        [
+            self.paused_until,
+            self.limiter.next_deadline(),
+            status_due,
+            fresh,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|t| t.saturating_duration_since(now))
     }
 
     fn set_accepting(&self, index: usize, accepting: bool) {
@@ -169,7 +189,9 @@ impl<'a> Server<'a> {
                 Ok(conn) => {
                     let mut books = Books {
                         limiter: &mut self.limiter,
+                        unread: &mut self.unread,
                         counters: &mut self.counters,
+                        events: &self.events,
                     };
                     connection::answer(&self.served, index, conn, &mut books, now);
                 }

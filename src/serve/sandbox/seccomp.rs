@@ -78,9 +78,11 @@ pub(super) mod filter {
         #[allow(unused_mut)] // extended below on x86_64 only
         let mut list = vec![
             // The serve loop: wait on its epoll instance (created before the sandbox: no
-            // epoll_create), register a binding's socket (ADD), pause and resume it (MOD;
-            // closing unregisters, so no DEL), accept, ask the kernel who connected, answer,
-            // close (poll tells whether a peer's pidfd shows it exited).
+            // epoll_create), register a binding's socket or a grant left unread (ADD), pause
+            // and resume a binding's socket (MOD; closing unregisters, so no DEL), accept, ask
+            // the kernel who connected, answer, see whether a grant has been read (SIOCOUTQ,
+            // and poll for peers that closed; poll also tells whether a peer's pidfd shows it
+            // exited), close.
             any(libc::SYS_epoll_pwait),
             (
                 libc::SYS_epoll_ctl,
@@ -89,6 +91,7 @@ pub(super) mod filter {
                     .map(|&op| vec![(1, Op::Eq, op as u64)])
                     .collect(),
             ),
+            (libc::SYS_ioctl, vec![vec![(1, Op::Eq, libc::TIOCOUTQ)]]),
             any(libc::SYS_ppoll),
             any(libc::SYS_accept4),
             (
