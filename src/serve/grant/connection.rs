@@ -1,13 +1,15 @@
 //! One accepted connection, from the kernel's credentials to the audit line: the access
 //! decision, the caps on unread grants, one non-blocking answer, and the line (when the rate
-//! limiter lets it through). A grant's connection is handed to [`Unread`] until its answer
-//! has been read; every other connection is closed at once. The daemon never reads from a
+//! limiter lets it through). A grant's connection is shut down for writing (the client sees
+//! the end of the stream) and handed to [`Unread`] until its answer has been read; every
+//! other connection is closed at once. The daemon never reads from a
 //! client, so a client can neither stall it nor feed it input.
 
-use std::os::fd::{AsFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
 use nix::errno::Errno;
+use nix::sys::socket::{Shutdown, shutdown};
 
 use crate::config::{Binding, ids};
 use crate::serve::audit::Line;
@@ -42,7 +44,7 @@ pub struct Books<'b> {
     /// Grants and denials so far.
     pub counters: &'b mut Counters,
     /// The loop's epoll instance (for connections left unread).
-    pub events: &'b Events,
+    pub events: &'b mut Events,
 }
 
 /// Answers `conn`, accepted on the Unix socket of `served[index]`, at `now`.
@@ -105,7 +107,10 @@ pub fn answer(
     match (&decision, sent) {
         (Ok(()), Ok(())) => {
             books.counters.grants += 1;
-            books.unread.hold(conn, index, uid, books.events);
+            // The client sees the end of the answer now, as if the daemon had closed; the
+            // daemon keeps its end until the grant has been read.
+            let _ = shutdown(conn.as_raw_fd(), Shutdown::Write);
+            books.unread.hold(conn, index, uid, now, books.events);
         }
         (Ok(()), Err(_)) => drop(conn),
         (Err(_), _) => {

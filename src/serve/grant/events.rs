@@ -52,6 +52,8 @@ pub struct Events {
     epoll: Epoll,
     ready: Vec<EpollEvent>,
     count: usize,
+    /// For [`Events::held_ready_now`], so that it leaves the last wait's events alone.
+    now: Vec<EpollEvent>,
 }
 
 impl Events {
@@ -61,6 +63,7 @@ impl Events {
             epoll: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?,
             ready: vec![EpollEvent::empty(); MAX_EVENTS],
             count: 0,
+            now: vec![EpollEvent::empty(); MAX_EVENTS],
         })
     }
 
@@ -128,6 +131,23 @@ impl Events {
             Err(e) => return Err(e),
         };
         Ok(self.count)
+    }
+
+    /// The held connections with an event pending now, without waiting, taken out of
+    /// turn (when a cap is reached while answering). The signalfd's and the bindings'
+    /// sockets' readiness, reported too, is left alone: they are level-triggered, so the
+    /// next [`Events::wait`] reports them again.
+    pub fn held_ready_now(&mut self) -> impl Iterator<Item = usize> + '_ {
+        let n = self
+            .epoll
+            .wait(&mut self.now, EpollTimeout::ZERO)
+            .unwrap_or(0);
+        self.now[..n]
+            .iter()
+            .filter_map(|e| match Token::of(e.data()) {
+                Token::Held(slot) => Some(slot),
+                _ => None,
+            })
     }
 
     /// The `i`-th descriptor of the last wait.

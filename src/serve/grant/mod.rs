@@ -46,8 +46,6 @@ const PAUSE: Duration = Duration::from_millis(250);
 /// Connections accepted from one socket per wake-up, so one busy binding cannot starve
 /// the others or the signals.
 const ACCEPT_BATCH: usize = 64;
-/// How soon a grant is checked for having been read when nothing else wakes the loop.
-const FRESH_CHECK: Duration = Duration::from_millis(1);
 
 /// The serve loop's state.
 pub struct Server<'a> {
@@ -123,13 +121,14 @@ impl<'a> Server<'a> {
                     Token::Held(slot) => self.unread.on_event(slot),
                 }
             }
-            self.unread.end_iteration(&self.events);
         }
     }
 
-    /// Reports what is due at `now` (rate-limit counts, systemd status, the end of a pause)
-    /// and returns how long the next wait may last.
+    /// Does what is due at `now` (the check of fresh grants, rate-limit counts, systemd
+    /// status, the end of a pause) and returns how long the next wait may last.
     fn housekeeping(&mut self, now: Instant) -> Option<Duration> {
+        self.unread.check_due(now, &self.events);
+        self.unread.close_some();
         self.limiter.expire(now);
         connection::log_reports(self.limiter.take_reports(), &self.served);
         if let Some(status) = &mut self.status {
@@ -142,12 +141,11 @@ impl<'a> Server<'a> {
             }
         }
         let status_due = self.status.as_ref().and_then(|s| s.due(self.counters));
-        let fresh = self.unread.has_fresh().then(|| now + FRESH_CHECK);
         [
             self.paused_until,
             self.limiter.next_deadline(),
             status_due,
-            fresh,
+            self.unread.deadline(now),
         ]
         .into_iter()
         .flatten()
@@ -191,7 +189,7 @@ impl<'a> Server<'a> {
                         limiter: &mut self.limiter,
                         unread: &mut self.unread,
                         counters: &mut self.counters,
-                        events: &self.events,
+                        events: &mut self.events,
                     };
                     connection::answer(&self.served, index, conn, &mut books, now);
                 }

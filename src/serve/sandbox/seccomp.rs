@@ -102,6 +102,11 @@ pub(super) mod filter {
                     .collect(),
             ),
             any(libc::SYS_sendmsg), // grants, denials, sd_notify
+            // The end of a grant's answer, while the daemon keeps the connection.
+            (
+                libc::SYS_shutdown,
+                vec![vec![(1, Op::Eq, libc::SHUT_WR as u64)]],
+            ),
             any(libc::SYS_close),
             any(libc::SYS_read), // the signalfd, /proc/PID/comm, /etc/passwd
             // Reading /proc/PID/comm and /etc/passwd, /etc/group: never for writing or
