@@ -100,9 +100,10 @@ impl<'a> Server<'a> {
     /// Serves until SIGTERM or SIGINT, which it returns. Only a failing epoll or signalfd
     /// ends it early; nothing a client does can.
     pub fn run(&mut self) -> std::io::Result<Signal> {
+        let mut ready = 0;
         loop {
-            let timeout = self.housekeeping(Instant::now());
-            let ready = self.events.wait(timeout)?;
+            let timeout = self.housekeeping(Instant::now(), ready == 0);
+            ready = self.events.wait(timeout)?;
             if self.events.signalled() {
                 if let Some(stop) = self.on_signal()? {
                     connection::log_reports(self.limiter.drain(), &self.served);
@@ -124,11 +125,12 @@ impl<'a> Server<'a> {
         }
     }
 
-    /// Does what is due at `now` (the check of fresh grants, rate-limit counts, systemd
-    /// status, the end of a pause) and returns how long the next wait may last.
-    fn housekeeping(&mut self, now: Instant) -> Option<Duration> {
+    /// Does what is due at `now` (the check of fresh grants, closing read ones, rate-limit
+    /// counts, systemd status, the end of a pause) and returns how long the next wait may
+    /// last. `idle`: the last wait ended with nothing ready, so no client is waiting.
+    fn housekeeping(&mut self, now: Instant, idle: bool) -> Option<Duration> {
         self.unread.check_due(now, &self.events);
-        self.unread.close_some();
+        self.unread.close_some(idle);
         self.limiter.expire(now);
         connection::log_reports(self.limiter.take_reports(), &self.served);
         if let Some(status) = &mut self.status {

@@ -171,10 +171,14 @@ impl Unread {
         closing.into_iter().chain(fresh).min()
     }
 
-    /// Closes up to [`CLOSE_PER_WAKE`] released connections (the loop does this once per
-    /// wake-up).
-    pub fn close_some(&mut self) {
-        let keep = self.closing.len().saturating_sub(CLOSE_PER_WAKE);
+    /// Closes up to [`CLOSE_PER_WAKE`] released connections, or all of them when the loop is
+    /// `idle` (no client waits for it); the loop does this once per wake-up.
+    pub fn close_some(&mut self, idle: bool) {
+        let keep = if idle {
+            0
+        } else {
+            self.closing.len().saturating_sub(CLOSE_PER_WAKE)
+        };
         self.closing.truncate(keep);
     }
 

@@ -59,7 +59,7 @@ fn a_grant_read_and_closed_is_released_at_its_check() {
     assert!(unread.per_uid.is_empty());
     // Closed a few at a time; the loop wakes until all are.
     assert!(unread.deadline(now).is_some());
-    unread.close_some();
+    unread.close_some(false);
     assert_eq!(unread.deadline(now), None);
 }
 
@@ -72,7 +72,7 @@ fn a_grant_read_but_kept_open_is_released_too() {
     read_grant(&mut theirs);
     unread.check_due(later(), &events);
     assert_eq!(unread.per_binding, [0]);
-    unread.close_some();
+    unread.close_some(false);
     // The daemon's end is closed: the client sees the end of the answer.
     assert_eq!(theirs.read(&mut [0u8; 8]).unwrap(), 0);
 }
