@@ -20,6 +20,8 @@ ap.add_argument("--results", required=True, help="where to write the Markdown re
 ap.add_argument("--readme", help="README.md whose Performance section to rewrite")
 ap.add_argument("--variant", action="append", default=[], metavar="LABEL=PATH",
                 help="another build of portbinder, measured beside the default one in items 2 and 3")
+ap.add_argument("--baseline", metavar="LABEL=PATH",
+                help="an earlier build of portbinder, measured beside this one in item 1 (before/after)")
 ARGS = ap.parse_args()
 
 ROOT, WORK, BIN, SYSLOG = ARGS.root, ARGS.work, ARGS.bin, ARGS.syslog
@@ -41,6 +43,7 @@ T_START = time.monotonic()
 
 
 VARIANTS = [tuple(v.split("=", 1)) for v in ARGS.variant]
+BASELINE = tuple(ARGS.baseline.split("=", 1)) if ARGS.baseline else None
 
 
 def log(msg):

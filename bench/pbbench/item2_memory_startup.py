@@ -10,7 +10,7 @@ import time
 from .config import PB, Q, SOCK, VARIANTS, WORK
 from .daemon import Portbinder, write_config
 from .fdbench import fdbench
-from .procstat import cpu_ns, median, rss_breakdown, status_kib
+from .procstat import cpu_ns, median, pss_uss, rss_breakdown, status_kib
 from .results import FACTS, SUMMARY, section, table, verdict
 
 
@@ -27,13 +27,13 @@ def measure(anchor_rss):
         after_start = status_kib(pb.pid, "VmRSS")
         fdbench(f"{SOCK}/runm{n}/b0000.sock", 5000, 4)
         mem[n] = (after_start, status_kib(pb.pid, "VmRSS"), status_kib(pb.pid, "VmHWM"),
-                  len(os.listdir(f"/proc/{pb.pid}/fd")), rss_breakdown(pb.pid))
+                  len(os.listdir(f"/proc/{pb.pid}/fd")), rss_breakdown(pb.pid), pss_uss(pb.pid))
         pb.stop()
     for label, path in VARIANTS:
         pb = Portbinder(["--config", f"{WORK}/mem1.toml"], binary=path).start()
         fdbench(f"{SOCK}/runm1/b0000.sock", 5000, 4)
         mem[label] = (None, status_kib(pb.pid, "VmRSS"), status_kib(pb.pid, "VmHWM"), 0, rss_breakdown(pb.pid),
-                      os.path.getsize(path))
+                      pss_uss(pb.pid), os.path.getsize(path))
         pb.stop()
     # Start-up to READY, log=stderr (a pipe: the ready line's arrival is timed exactly).
     rounds = 3 if Q else 9
@@ -58,27 +58,38 @@ def measure(anchor_rss):
     cslope_hi = (median(cpu[1000]) - median(cpu[100])) / 900
     def parts(b):
         return ", ".join(f"{k} {b.get(k, 0) / 1024:.2f}" for k in ("program", "libc", "other files", "anonymous"))
+    def shared(pu):
+        pss, uss, by = pu
+        return (f"{pss / 1024:.2f} / {uss / 1024:.2f}",
+                ", ".join(f"{k} {by.get(k, (0, 0))[0] / 1024:.2f} / {by.get(k, (0, 0))[1] / 1024:.2f}"
+                          for k in ("program", "libc", "other files", "anonymous")))
     mrows = [["portbinder, 1 binding", f"{mem[1][0] / 1024:.2f}", f"{mem[1][1] / 1024:.2f}",
-              f"{mem[1][2] / 1024:.2f}", parts(mem[1][4])],
+              f"{mem[1][2] / 1024:.2f}", parts(mem[1][4]), *shared(mem[1][5])],
              ["portbinder, 1,000 bindings", f"{mem[1000][0] / 1024:.2f}", f"{mem[1000][1] / 1024:.2f}",
-              f"{mem[1000][2] / 1024:.2f}", parts(mem[1000][4])]]
+              f"{mem[1000][2] / 1024:.2f}", parts(mem[1000][4]), *shared(mem[1000][5])]]
     for label, _ in VARIANTS:
-        _, rss, hwm, _, b, size = mem[label]
+        _, rss, hwm, _, b, pu, size = mem[label]
         mrows.append([f"portbinder, 1 binding, build: {label} ({size / 1e6:.1f} MB file)", "", f"{rss / 1024:.2f}",
-                      f"{hwm / 1024:.2f}", parts(b)])
+                      f"{hwm / 1024:.2f}", parts(b), *shared(pu)])
     FACTS["rss"] = {"pb": mem[1][1], "parts": mem[1][4], "size": os.path.getsize(PB),
+                    "pss": mem[1][5][0], "uss": mem[1][5][1], "pss_parts": mem[1][5][2],
                     "variants": {label: mem[label][1] for label, _ in VARIANTS}}
-    for name, (rss, hwm, b) in (anchor_rss or {}).items():
+    for name, (rss, hwm, b, pu) in (anchor_rss or {}).items():
         if not name.startswith("portbinder"):
-            mrows.append([f"{name} (after item 1)", "", f"{rss / 1024:.2f}", f"{hwm / 1024:.2f}", parts(b)])
+            mrows.append([f"{name} (after item 1)", "", f"{rss / 1024:.2f}", f"{hwm / 1024:.2f}", parts(b),
+                          *shared(pu)])
     text = table(["daemon", "RSS after start, MiB", "RSS after 5,000 grants, MiB", "peak RSS (VmHWM), MiB",
-                  "RSS by mapping after the grants, MiB"], mrows)
+                  "RSS by mapping after the grants, MiB", "PSS / USS after the grants, MiB",
+                  "PSS / USS by mapping, MiB"], mrows)
     text += ("\n\nRSS counts every page mapped into the process, shared ones included: `program` is the daemon's "
              "own executable, `libc` glibc, `other files` ld.so and libgcc_s (and Python's modules for the gist), "
              "`anonymous` heap and stacks, the only part no other process shares. A page of the executable "
              "counts as soon as it is mapped, and the kernel maps file pages around each fault (fault-around, "
              "large folios), so a 1 MiB text segment ends up almost wholly resident although the serve loop "
-             "runs a small part of it.")
+             "runs a small part of it. PSS shares each page out between the processes mapping it (glibc's "
+             "pages are everyone's); USS counts the pages that only this process maps, which for a file's "
+             "pages (the executable's) means only that no other process maps that file at the moment: they "
+             "are clean page cache, dropped and re-read under memory pressure, not memory the daemon holds.")
     text += "\n\nStart-up to READY (spawn until the `event=ready` line arrives), interleaved rounds:\n\n"
     text += table(["bindings", "wall ms (median)", "daemon CPU ms (median)", "wall vs 1 binding", "rounds"], rows)
     text += (f"\n\nCost per added binding: {slope_lo * 1e6:.0f} µs wall ({cslope_lo * 1e6:.0f} µs CPU) from 10 to "

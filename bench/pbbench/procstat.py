@@ -79,3 +79,25 @@ def rss_breakdown(pid):
             elif parts[0] == "Rss:":
                 out[name] = out.get(name, 0) + int(parts[1])
     return out
+
+
+def pss_uss(pid):
+    """(PSS, USS, {kind of mapping: (PSS, USS)}) in KiB, from /proc/PID/smaps: PSS shares each page
+    out between the processes that map it, USS counts the pages no other process maps (for a file's
+    pages, only because no other process maps that file right now)."""
+    exe = os.path.realpath(f"/proc/{pid}/exe")
+    out, name = {}, None
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            parts = line.split()
+            if re.match(r"^[0-9a-f]+-[0-9a-f]+$", parts[0]):
+                path = parts[5] if len(parts) > 5 else ""
+                name = ("program" if path == exe else "libc" if "/libc.so" in path
+                        else "other files" if path.startswith("/") else "anonymous")
+                out.setdefault(name, [0, 0])
+            elif parts[0] == "Pss:":
+                out[name][0] += int(parts[1])
+            elif parts[0] in ("Private_Clean:", "Private_Dirty:"):
+                out[name][1] += int(parts[1])
+    return (sum(v[0] for v in out.values()), sum(v[1] for v in out.values()),
+            {k: tuple(v) for k, v in out.items()})

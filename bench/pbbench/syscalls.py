@@ -23,18 +23,18 @@ def perf_works():
 PERF = perf_works()
 
 
-def syscalls_per_grant(pid, sock, grants=4000):
-    """The daemon's system calls per grant during a short fdbench run (1 client): counted by the
-    kernel's syscall tracepoints (perf stat, which costs the daemon almost nothing) when perf works,
-    else by strace -c (which slows the daemon, so connections queue and poll/accept batch more)."""
-    out = f"{WORK}/calls-{pid}.txt"
+def syscalls_per_grant(pid, sock, grants=4000, threads=1):
+    """The daemon's system calls per grant during a short fdbench run (`threads` clients): counted
+    by the kernel's syscall tracepoints (perf stat, which costs the daemon almost nothing) when perf
+    works, else by strace -c (which slows the daemon, so connections queue and accepts batch more)."""
+    out = f"{WORK}/calls-{pid}-{threads}.txt"
     if PERF:
         argv = ["perf", "stat", "-x,", "-o", out, "-e", "syscalls:sys_enter_*", "-p", str(pid)]
     else:
         argv = ["strace", "-c", "-f", "-q", "-o", out, "-p", str(pid)]
     tracer = popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)  # attached
-    fdbench(sock, grants, 1)
+    fdbench(sock, grants, threads)
     tracer.send_signal(signal.SIGINT)
     tracer.wait(20)
     counts = {}

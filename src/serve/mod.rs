@@ -53,7 +53,7 @@ pub enum ServeError {
     /// The seccomp filter or the Landlock ruleset could not be installed.
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
-    /// poll(2) or the signalfd failed while serving.
+    /// epoll or the signalfd failed while serving.
     #[error("serve loop failed: {0}")]
     Serve(std::io::Error),
 }
@@ -114,7 +114,7 @@ pub fn run(load: impl FnOnce() -> Result<Config, ConfigError>) -> Result<(), Ser
     sys::close_fds_from(listenfds::FIRST_FD + inherited.len() as i32)
         .map_err(|e| SetupError::Process("close inherited descriptors", e))?;
     umask(Mode::from_bits_truncate(0o077));
-    raise_fd_limit();
+    let fd_limit = raise_fd_limit();
     let signals = block_signals()?;
     // systemd's notification socket, connected now: after the drop only sendmsg is needed.
     let notifier = Notifier::from_env().map_err(SetupError::from)?;
@@ -178,6 +178,10 @@ pub fn run(load: impl FnOnce() -> Result<Config, ConfigError>) -> Result<(), Ser
         );
     }
 
+    // The serve loop's epoll instance, created while the sandbox still allows it.
+    let events = grant::Events::new()
+        .map_err(|e| SetupError::Process("create the serve loop's epoll instance", e))?;
+
     // 6 and 7. Drop, then prove it. A failure is logged and ends the daemon before it serves.
     let dropped = privdrop::drop_privileges(run_as, config.user_gid)
         .inspect_err(|e| log_failed_drop("failed", e))?;
@@ -199,8 +203,9 @@ pub fn run(load: impl FnOnce() -> Result<Config, ConfigError>) -> Result<(), Ser
             endpoint,
         })
         .collect();
-    let mut server =
-        Server::new(served, &signals).report_status(Status::new(&notifier, config.bindings.len()));
+    let mut server = Server::new(served, &signals, events, fd_limit)
+        .map_err(ServeError::Serve)?
+        .report_status(Status::new(&notifier, config.bindings.len()));
     log::info!(
         "{}",
         Line::new("ready").field("bindings", config.bindings.len())
@@ -238,16 +243,19 @@ fn log_failed_drop(result: &str, error: &dyn std::error::Error) {
     );
 }
 
-/// Raises the soft RLIMIT_NOFILE to the hard limit. Besides room for connections, the
-/// kernel caps the descriptors a sender has in flight (sent, not yet received) at this
-/// limit, so a client that never reads its grants exhausts a larger budget.
-fn raise_fd_limit() {
+/// Raises the soft RLIMIT_NOFILE to the hard limit and returns the soft limit then in force.
+/// Besides room for connections, the kernel caps the descriptors a sender has in flight
+/// (sent, not yet received) at this limit, so a client that never reads its grants exhausts
+/// a larger budget; the serve loop shares it out between the bindings (grant/unread.rs).
+fn raise_fd_limit() -> u64 {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        if soft < hard {
-            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
-        }
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return 1024;
+    };
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        return hard;
     }
+    soft
 }
 
 fn block_signals() -> Result<SignalFd, SetupError> {

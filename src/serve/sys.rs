@@ -102,6 +102,22 @@ pub fn set_int_sockopt(
     .map(drop)
 }
 
+/// Bytes that the daemon sent on a connected Unix socket and that are still in its peer's
+/// receive queue (SIOCOUTQ): 0 once the peer has read the answer, or closed.
+pub fn unread_bytes(conn: BorrowedFd<'_>) -> io::Result<usize> {
+    let mut bytes: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ (TIOCOUTQ) writes one int through its pointer argument, which points
+    // at `bytes`, alive and writable for the whole call.
+    check(unsafe {
+        libc::ioctl(
+            conn.as_raw_fd(),
+            libc::TIOCOUTQ,
+            &mut bytes as *mut libc::c_int,
+        )
+    })?;
+    Ok(bytes.max(0) as usize)
+}
+
 /// Reads the securebits (PR_GET_SECUREBITS).
 pub fn securebits() -> io::Result<u32> {
     // SAFETY: PR_GET_SECUREBITS takes no pointer arguments.

@@ -49,6 +49,7 @@ pub mod shim;
 pub mod sockopts;
 mod syslog;
 mod test_env;
+pub mod uidflood;
 mod users;
 mod wait;
 

@@ -1,70 +1,94 @@
-//! Step 8: the serve loop, after the drop, with no privilege left. One thread, poll(2) over the bindings' Unix sockets and a
-//! signalfd. For each connection: credentials from the kernel, the access decision, one
-//! non-blocking answer, close, one audit line. The daemon never reads from a client, so a
-//! client can neither stall it nor feed it input.
+//! Step 8: the serve loop, after the drop, with no privilege left. One thread and one epoll
+//! instance on which the signalfd and every binding's Unix socket are registered once, so a
+//! grant costs the same with one binding or a thousand. Each wake-up handles a pending signal
+//! first, then up to [`ACCEPT_BATCH`] connections per ready binding (a binding with more is
+//! served again after the others), then the unread grants; it sleeps until the next event or
+//! deadline (status, rate-limit report, end of a pause, a check of fresh grants) and never
+//! spins.
+//!
+//! * [`events`]: the epoll instance and what woke the loop;
+//! * [`connection`]: one connection from accept to audit line;
+//! * [`access`], [`answer`], [`peer`]: the decision, the protocol, who is asking;
+//! * [`unread`]: grants not read yet, and their caps;
+//! * [`ratelimit`], [`suppressed`]: the bounds on audit lines, and the counts of what they
+//!   held back.
 
 pub mod access;
 pub mod answer;
+pub mod connection;
+pub mod events;
 pub mod peer;
 pub mod ratelimit;
+pub mod suppressed;
+pub mod unread;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
 use nix::sys::socket::{SockFlag, accept4};
 
-use crate::config::{Binding, ids};
+pub use connection::Served;
+pub use events::Events;
+
 use crate::serve::audit::Line;
-use crate::serve::setup::endpoint::Endpoint;
 use crate::serve::status::{Counters, Status};
-use peer::{Comm, Peer, Process};
-use ratelimit::{Key, RateLimiter};
+use connection::Books;
+use events::Token;
+use ratelimit::{LIMITS, RateLimiter};
+use unread::Unread;
 
 /// How long accepting pauses when the daemon is out of descriptors or memory, so that a
 /// full table never turns the loop into a busy spin. Waiting clients stay in the backlog.
 const PAUSE: Duration = Duration::from_millis(250);
-/// The reason sent when the kernel refuses to pass descriptors (ETOOMANYREFS).
-const TOO_MANY_IN_FLIGHT: &str = "temporarily unable to pass sockets: too many earlier grants are still unread by their clients; retry shortly";
 /// Connections accepted from one socket per wake-up, so one busy binding cannot starve
 /// the others or the signals.
 const ACCEPT_BATCH: usize = 64;
-
-/// One binding as served: its configuration, its sockets and its Unix endpoint.
-pub struct Served<'a> {
-    /// The binding.
-    pub binding: &'a Binding,
-    /// Its bound sockets, in configuration order.
-    pub fds: Vec<RawFd>,
-    /// Its Unix socket.
-    pub endpoint: &'a Endpoint,
-}
 
 /// The serve loop's state.
 pub struct Server<'a> {
     served: Vec<Served<'a>>,
     signals: &'a SignalFd,
+    events: Events,
     limiter: RateLimiter,
+    unread: Unread,
     paused_until: Option<Instant>,
+    /// Bindings whose socket was reported ready during a pause: not watched until it ends.
+    paused: Vec<usize>,
     status: Option<Status<'a>>,
     /// Grants and denials so far.
     pub counters: Counters,
 }
 
 impl<'a> Server<'a> {
-    /// A server for `served`, woken by `signals`.
-    pub fn new(served: Vec<Served<'a>>, signals: &'a SignalFd) -> Server<'a> {
-        Server {
+    /// A server for `served`, woken through `events` (created before the sandbox) by
+    /// `signals` and the bindings' sockets; `fd_limit` is the soft RLIMIT_NOFILE, which
+    /// also bounds the sockets of unread grants.
+    pub fn new(
+        served: Vec<Served<'a>>,
+        signals: &'a SignalFd,
+        events: Events,
+        fd_limit: u64,
+    ) -> std::io::Result<Server<'a>> {
+        events.watch_signals(signals.as_fd())?;
+        for (index, s) in served.iter().enumerate() {
+            events.watch_listener(s.endpoint.listener.as_fd(), index)?;
+        }
+        let fds: Vec<usize> = served.iter().map(|s| s.fds.len()).collect();
+        let open = u64::try_from(events.raw_fd()).unwrap_or(0) + 1;
+        Ok(Server {
+            unread: Unread::new(&fds, fd_limit, open),
             served,
             signals,
-            limiter: RateLimiter::new(Duration::from_secs(10), 20, 4096),
+            events,
+            limiter: RateLimiter::new(LIMITS),
             paused_until: None,
+            paused: Vec::new(),
             status: None,
             counters: Counters::default(),
-        }
+        })
     }
 
     /// Keeps systemd's STATUS= up to date with the counters (at most every few seconds).
@@ -73,69 +97,68 @@ impl<'a> Server<'a> {
         self
     }
 
-    /// Serves until SIGTERM or SIGINT, which it returns. Only a failing poll(2) or
-    /// signalfd ends it early; nothing a client does can.
+    /// Serves until SIGTERM or SIGINT, which it returns. Only a failing epoll or signalfd
+    /// ends it early; nothing a client does can.
     pub fn run(&mut self) -> std::io::Result<Signal> {
+        let mut ready = 0;
         loop {
-            let now = Instant::now();
-            report_suppressed(self.limiter.expire(now));
-            if let Some(status) = &mut self.status {
-                status.tick(now, self.counters);
-            }
-            if self.paused_until.is_some_and(|t| t <= now) {
-                self.paused_until = None;
-            }
-            let ready = self.wait(now)?;
-            if ready.first() == Some(&true) {
+            let timeout = self.housekeeping(Instant::now(), ready == 0);
+            ready = self.events.wait(timeout)?;
+            if self.events.signalled() {
                 if let Some(stop) = self.on_signal()? {
-                    report_suppressed(self.limiter.drain());
+                    connection::log_reports(self.limiter.drain(), &self.served);
                     return Ok(stop);
                 }
             }
-            for (i, _) in ready.iter().skip(1).enumerate().filter(|(_, r)| **r) {
-                self.accept_from(i);
+            let now = Instant::now();
+            for i in 0..ready {
+                match self.events.token(i) {
+                    Token::Signals => {}
+                    Token::Listener(index) if self.paused_until.is_some() => {
+                        self.set_accepting(index, false);
+                        self.paused.push(index);
+                    }
+                    Token::Listener(index) => self.accept_from(index, now),
+                    Token::Held(slot) => self.unread.on_event(slot),
+                }
             }
         }
     }
 
-    /// Polls; returns readiness of [signalfd, endpoint 0, endpoint 1, …].
-    fn wait(&self, now: Instant) -> std::io::Result<Vec<bool>> {
-        let listen = if self.paused_until.is_some() {
-            PollFlags::empty()
-        } else {
-            PollFlags::POLLIN
-        };
-        let mut fds = Vec::with_capacity(self.served.len() + 1);
-        fds.push(PollFd::new(self.signals.as_fd(), PollFlags::POLLIN));
-        fds.extend(
-            self.served
-                .iter()
-                .map(|s| PollFd::new(s.endpoint.listener.as_fd(), listen)),
-        );
-        let status_due = self.status.as_ref().and_then(|s| s.due(self.counters));
-        let deadline = [self.paused_until, self.limiter.next_deadline(), status_due]
-            .into_iter()
-            .flatten()
-            .min();
-        let timeout = match deadline {
-            None => PollTimeout::NONE,
-            Some(t) => {
-                let ms = t
-                    .saturating_duration_since(now)
-                    .as_millis()
-                    .clamp(1, 60_000);
-                PollTimeout::from(ms as u16)
-            }
-        };
-        match poll(&mut fds, timeout) {
-            Ok(_) => {}
-            Err(Errno::EINTR) => return Ok(vec![false; fds.len()]),
-            Err(e) => return Err(e.into()),
+    /// Does what is due at `now` (the check of fresh grants, closing read ones, rate-limit
+    /// counts, systemd status, the end of a pause) and returns how long the next wait may
+    /// last. `idle`: the last wait ended with nothing ready, so no client is waiting.
+    fn housekeeping(&mut self, now: Instant, idle: bool) -> Option<Duration> {
+        self.unread.check_due(now, &self.events);
+        self.unread.close_some(idle);
+        self.limiter.expire(now);
+        connection::log_reports(self.limiter.take_reports(), &self.served);
+        if let Some(status) = &mut self.status {
+            status.tick(now, self.counters);
         }
-        Ok(fds
-            .iter()
-            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-            .collect())
+        if self.paused_until.is_some_and(|t| t <= now) {
+            self.paused_until = None;
+            for index in std::mem::take(&mut self.paused) {
+                self.set_accepting(index, true);
+            }
+        }
+        let status_due = self.status.as_ref().and_then(|s| s.due(self.counters));
+        [
+            self.paused_until,
+            self.limiter.next_deadline(),
+            status_due,
+            self.unread.deadline(now),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|t| t.saturating_duration_since(now))
+    }
+
+    fn set_accepting(&self, index: usize, accepting: bool) {
+        let listener = self.served[index].endpoint.listener.as_fd();
+        // Fails only for a descriptor that is not registered, which cannot happen here.
+        let _ = self.events.set_accepting(listener, index, accepting);
     }
 
     /// Handles one pending signal; `Some` for a stop request.
@@ -159,20 +182,30 @@ impl<'a> Server<'a> {
         }
     }
 
-    fn accept_from(&mut self, index: usize) {
+    fn accept_from(&mut self, index: usize, now: Instant) {
         for _ in 0..ACCEPT_BATCH {
             let listener = &self.served[index].endpoint.listener;
             match accept4(listener, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK) {
-                Ok(conn) => self.answer(index, conn),
+                Ok(conn) => {
+                    let mut books = Books {
+                        limiter: &mut self.limiter,
+                        unread: &mut self.unread,
+                        counters: &mut self.counters,
+                        events: &mut self.events,
+                    };
+                    connection::answer(&self.served, index, conn, &mut books, now);
+                }
                 Err(Errno::EAGAIN) => return,
                 Err(Errno::EINTR | Errno::ECONNABORTED | Errno::EPROTO) => continue,
                 Err(errno) => {
                     // EMFILE, ENFILE, ENOBUFS, ENOMEM: stop accepting for a moment.
-                    self.paused_until = Some(Instant::now() + PAUSE);
-                    let binding = self.served[index].binding.name.clone();
-                    self.audit_error(&binding, u32::MAX, || {
+                    self.paused_until = Some(now + PAUSE);
+                    self.set_accepting(index, false);
+                    self.paused.push(index);
+                    let name = &self.served[index].binding.name;
+                    connection::audit_error(&self.served, index, &mut self.limiter, now, || {
                         Line::new("error")
-                            .field("binding", &binding)
+                            .field("binding", name)
                             .field("op", "accept")
                             .field("error", errno.desc())
                             .field("action", "pausing 250ms; clients wait in the backlog")
@@ -181,126 +214,6 @@ impl<'a> Server<'a> {
                 }
             }
         }
-    }
-
-    /// Answers one connection and closes it (by dropping `conn`).
-    fn answer(&mut self, index: usize, conn: OwnedFd) {
-        let served = &self.served[index];
-        let binding = served.binding;
-        // Supplementary groups are read only when the uid and primary gid do not decide.
-        let credentials = Peer::credentials(conn.as_fd()).and_then(|mut peer| {
-            if !access::admits_by_ids(binding, &peer) {
-                peer.load_groups(conn.as_fd())?;
-            }
-            Ok(peer)
-        });
-        let peer = match credentials {
-            Ok(peer) => peer,
-            Err(e) => {
-                let name = binding.name.clone();
-                return self.audit_error(&name, u32::MAX, || {
-                    Line::new("error")
-                        .field("binding", &name)
-                        .field("op", "SO_PEERCRED")
-                        .field("error", e)
-                });
-            }
-        };
-        let decision = access::decide(binding, &peer);
-        let kind = if decision.is_ok() { "grant" } else { "deny" };
-        // Whether this event is logged is known before answering, so the process is pinned
-        // (a pidfd, which keeps `comm` from naming a later process) only when it will be.
-        let key = Key {
-            kind,
-            binding: binding.name.clone(),
-            uid: peer.uid.as_raw(),
-        };
-        let (mut log_it, report) = self.limiter.admit(key, Instant::now());
-        report_suppressed(report);
-        // The name is read before the answer, while the peer waits for it: a client that
-        // exits the moment it has its grant is still there to be named.
-        let comm = if log_it {
-            Process::of(conn.as_fd(), peer.pid).comm()
-        } else {
-            Comm::default()
-        };
-        let sent = match &decision {
-            Ok(()) => answer::send_grant(conn.as_fd(), &served.fds).inspect_err(|&errno| {
-                // The kernel refuses to pass more descriptors while too many sent ones sit
-                // unread in clients' queues (ETOOMANYREFS): tell this client why.
-                if errno == Errno::ETOOMANYREFS {
-                    let _ = answer::send_denial(conn.as_fd(), TOO_MANY_IN_FLIGHT);
-                }
-            }),
-            Err(reason) => answer::send_denial(conn.as_fd(), reason),
-        };
-        drop(conn);
-        match decision {
-            Ok(()) => self.counters.grants += u64::from(sent.is_ok()),
-            Err(_) => self.counters.denials += 1,
-        }
-        // A failed send is counted under its own kind too, so a flood of grants cannot
-        // hide its failures.
-        if sent.is_err() && !log_it {
-            let key = Key {
-                kind: "send-failed",
-                binding: binding.name.clone(),
-                uid: peer.uid.as_raw(),
-            };
-            let (admitted, report) = self.limiter.admit(key, Instant::now());
-            report_suppressed(report);
-            log_it = admitted;
-        }
-        if !log_it {
-            return;
-        }
-        let mut line = Line::new(kind).field("binding", &binding.name);
-        if decision.is_ok() {
-            line = line.field("fds", served.fds.len());
-        }
-        line = line
-            .field("pid", peer.pid)
-            .field("uid", peer.uid)
-            .field("gid", peer.gid)
-            .field("user", ids::user_name(peer.uid).as_deref().unwrap_or("-"))
-            .field("comm_verified", if comm.verified { "yes" } else { "no" })
-            .bytes("comm", comm.name.as_deref().unwrap_or(b"-"));
-        if let Err(reason) = &decision {
-            line = line.field("reason", reason);
-        }
-        if let Err(errno) = sent {
-            line = line.field("result", "failed").field("error", errno.desc());
-        }
-        match kind {
-            "grant" if sent.is_ok() => log::info!("{line}"),
-            _ => log::warn!("{line}"),
-        }
-    }
-
-    fn audit_error(&mut self, binding: &str, uid: u32, line: impl FnOnce() -> Line) {
-        let key = Key {
-            kind: "error",
-            binding: binding.to_owned(),
-            uid,
-        };
-        let (log_it, report) = self.limiter.admit(key, Instant::now());
-        report_suppressed(report);
-        if log_it {
-            log::error!("{}", line());
-        }
-    }
-}
-
-/// Logs one `event=suppressed` line per key whose window ended with suppressed events.
-fn report_suppressed(reports: impl IntoIterator<Item = (Key, u64)>) {
-    for (key, count) in reports {
-        let mut line = Line::new("suppressed")
-            .field("kind", key.kind)
-            .field("binding", &key.binding);
-        if key.uid != u32::MAX {
-            line = line.field("uid", key.uid);
-        }
-        log::warn!("{}", line.field("count", count));
     }
 }
 

@@ -77,8 +77,21 @@ pub(super) mod filter {
         let sol_socket = libc::SOL_SOCKET as u64;
         #[allow(unused_mut)] // extended below on x86_64 only
         let mut list = vec![
-            // The serve loop: wait (poll also tells whether a peer's pidfd shows it exited),
-            // accept, ask the kernel who connected, answer, close.
+            // The serve loop: wait on its epoll instance (created before the sandbox: no
+            // epoll_create), register a binding's socket or a grant left unread (ADD), pause
+            // and resume a binding's socket (MOD; closing unregisters, so no DEL), accept, ask
+            // the kernel who connected, answer, see whether a grant has been read (SIOCOUTQ,
+            // and poll for peers that closed; poll also tells whether a peer's pidfd shows it
+            // exited), close.
+            any(libc::SYS_epoll_pwait),
+            (
+                libc::SYS_epoll_ctl,
+                [libc::EPOLL_CTL_ADD, libc::EPOLL_CTL_MOD]
+                    .iter()
+                    .map(|&op| vec![(1, Op::Eq, op as u64)])
+                    .collect(),
+            ),
+            (libc::SYS_ioctl, vec![vec![(1, Op::Eq, libc::TIOCOUTQ)]]),
             any(libc::SYS_ppoll),
             any(libc::SYS_accept4),
             (
@@ -89,6 +102,11 @@ pub(super) mod filter {
                     .collect(),
             ),
             any(libc::SYS_sendmsg), // grants, denials, sd_notify
+            // The end of a grant's answer, while the daemon keeps the connection.
+            (
+                libc::SYS_shutdown,
+                vec![vec![(1, Op::Eq, libc::SHUT_WR as u64)]],
+            ),
             any(libc::SYS_close),
             any(libc::SYS_read), // the signalfd, /proc/PID/comm, /etc/passwd
             // Reading /proc/PID/comm and /etc/passwd, /etc/group: never for writing or
@@ -154,8 +172,9 @@ pub(super) mod filter {
         ];
         #[cfg(target_arch = "x86_64")]
         list.extend([
-            any(libc::SYS_poll),   // glibc's poll(3) on x86_64 (aarch64 has only ppoll)
-            any(libc::SYS_unlink), // std::fs::remove_file on x86_64
+            any(libc::SYS_poll),       // glibc's poll(3) on x86_64 (aarch64 has only ppoll)
+            any(libc::SYS_epoll_wait), // glibc's epoll_wait(3) on x86_64 (aarch64: epoll_pwait)
+            any(libc::SYS_unlink),     // std::fs::remove_file on x86_64
         ]);
         list
     }
