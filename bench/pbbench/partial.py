@@ -109,5 +109,7 @@ def merge_readme(old_block, rows, date, machine):
     note = (f" ({items_text(ran)}: {date}, {machine}, from `bench/run --only "
             f"{','.join(map(str, sorted(ran)))} --readme`)")
     text = "\n".join(head)
-    text = re.sub(r"(Date: [\d-]+)( \([^)]*\))?\.", lambda m: m.group(1) + note + ".", text, count=1)
+    # The note of an earlier partial run may hold parentheses of its own (a CPU's "(R)").
+    date_note = r"(Date: [\d-]+)( \((?:[^()]|\([^()]*\))*\))?\."
+    text = re.sub(date_note, lambda m: m.group(1) + note + ".", text, count=1)
     return text + "\n" + "\n".join(header + merged) + "\n"
