@@ -268,7 +268,7 @@ def update_readme(path, m):
     block = (f"Machine: {m['cpu']}, {m['cores']} cores, shared with other work and noisy; Linux {m['kernel']}, "
              f"Debian {m['debian']}. Date: {m['date'][:10]}. Every comparison is a ratio between set-ups measured "
              "side by side in one run, interleaved; the absolute figures (MiB, ms) are where the target itself "
-             "is absolute. Reproduce with `bench/run --readme` (as root, about 6 minutes; it installs what it "
+             "is absolute. Reproduce with `bench/run --readme` (as root, about 15 minutes; it installs what it "
              "needs and works in its own namespaces). Full output: [bench/RESULTS.md](bench/RESULTS.md); "
              "method and profiles: [bench/README.md](bench/README.md).\n\n"
              + table(["what", "portbinder", "target", ""], rows) + "\n")
