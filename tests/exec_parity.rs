@@ -1,25 +1,20 @@
 //! `portbinder exec` and the static `portbinder-exec` are one command: clap's flags for
 //! `exec` are the ones the static client parses by hand, and the same command lines, run
 //! through both against a real daemon, give the same exit code, the same stdout and the same
-//! stderr, in every case tests/exec.rs covers for `portbinder exec` (usage errors: the same
-//! exit code, each naming what is wrong in its own words).
+//! stderr, in every case tests/exec.rs covers for `portbinder exec`. The failures (a broken
+//! or stale daemon, usage errors) are in tests/exec_parity_errors.rs.
 
 mod common;
 
-use std::ffi::OsString;
 use std::fs;
-use std::io::{self, IoSlice};
+use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
-use std::process::Command;
-use std::thread;
 
 use clap::CommandFactory;
-use common::container::{compile_static, static_client};
+use common::container::compile_static;
+use common::exec_pair::Pair;
 use common::*;
-use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
 
 const BINDINGS: &str = r#"
 [binding.http]
@@ -70,73 +65,6 @@ fn both_clients_know_the_same_flags() {
         default.as_deref().and_then(|d| d.to_str()),
         Some(portbinder::caller::args::DEFAULT_SOCKET_DIR)
     );
-}
-
-/// Both clients, as `user` with a clean environment, on the same arguments; `setup` can
-/// change each command further (an fd to inherit).
-struct Pair {
-    dynamic: PathBuf,
-    fixed: PathBuf,
-}
-
-impl Pair {
-    fn new(env: &TestEnv) -> Pair {
-        let dynamic = env.install(&binary(), "portbinder");
-        let fixed = env.install(&static_client(), "portbinder-exec");
-        Pair { dynamic, fixed }
-    }
-
-    fn run(
-        &self,
-        env: &TestEnv,
-        user: User,
-        args: &[OsString],
-        setup: impl Fn(&mut Command),
-    ) -> [Outcome; 2] {
-        let one = |program: &PathBuf, exec: bool| {
-            let mut cmd = Command::new(program);
-            if exec {
-                cmd.arg("exec");
-            }
-            cmd.args(args)
-                .current_dir(env.path())
-                .env_clear()
-                .env("PATH", "/usr/bin:/bin")
-                .env("LANG", "C.UTF-8");
-            user.apply(&mut cmd);
-            setup(&mut cmd);
-            Proc::spawn(cmd, &program.display().to_string()).finish(EXIT_TIMEOUT)
-        };
-        [one(&self.dynamic, true), one(&self.fixed, false)]
-    }
-
-    /// Runs both and asserts the same code, stdout and stderr; returns the outcome.
-    fn same(&self, env: &TestEnv, user: User, args: &[&str], code: i32) -> Outcome {
-        self.same_with(env, user, args, code, |_| {})
-    }
-
-    fn same_with(
-        &self,
-        env: &TestEnv,
-        user: User,
-        args: &[&str],
-        code: i32,
-        setup: impl Fn(&mut Command),
-    ) -> Outcome {
-        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
-        let [dynamic, fixed] = self.run(env, user, &args, setup);
-        assert_eq!(
-            dynamic.code,
-            Some(code),
-            "portbinder exec {args:?}:\n{dynamic}"
-        );
-        assert_eq!(
-            (&fixed.code, &fixed.stdout, &fixed.stderr),
-            (&dynamic.code, &dynamic.stdout, &dynamic.stderr),
-            "portbinder-exec {args:?} differs from portbinder exec:\n{fixed}\n{dynamic}"
-        );
-        dynamic
-    }
 }
 
 #[test]
@@ -291,112 +219,4 @@ fn the_same_command_lines_give_the_same_results() {
         },
     );
     drop(daemon);
-}
-
-#[test]
-fn broken_and_stale_daemons_give_the_same_errors() {
-    let env = TestEnv::new();
-    let pair = Pair::new(&env);
-    let dir = env.path().join("fake");
-    fs::create_dir(&dir).unwrap();
-    fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let world = |path: &std::path::Path| {
-        fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap()
-    };
-    // A stale socket file: bound, then its listener closed (a daemon killed with -9).
-    drop(UnixListener::bind(dir.join("stale.sock")).unwrap());
-    world(&dir.join("stale.sock"));
-    // A broken daemon: announces 2 sockets, sends 1, to each of the two clients.
-    let broken = UnixListener::bind(dir.join("broken.sock")).unwrap();
-    world(&dir.join("broken.sock"));
-    let server = thread::spawn(move || {
-        for _ in 0..2 {
-            let (conn, _) = broken.accept().unwrap();
-            let one = [conn.as_raw_fd()];
-            sendmsg::<()>(
-                conn.as_raw_fd(),
-                &[IoSlice::new(&[2])],
-                &[ControlMessage::ScmRights(&one)],
-                MsgFlags::empty(),
-                None,
-            )
-            .unwrap();
-        }
-    });
-    let dir = dir.to_str().unwrap();
-    let stale = pair.same(
-        &env,
-        WWW_DATA,
-        &["--socket-dir", dir, "stale", "--", "/bin/true"],
-        7,
-    );
-    assert!(stale.stderr.contains("Connection refused"), "{stale}");
-    let broken = pair.same(
-        &env,
-        WWW_DATA,
-        &["--socket-dir", dir, "broken", "--", "/bin/true"],
-        8,
-    );
-    assert!(
-        broken
-            .stderr
-            .contains("announces 2 descriptors but carries 1"),
-        "{broken}"
-    );
-    server.join().unwrap();
-}
-
-#[test]
-fn usage_errors_exit_2_in_both_and_run_nothing() {
-    let env = TestEnv::new();
-    let pair = Pair::new(&env);
-    let marker = env.path().join("ran");
-    let m = marker.to_str().unwrap();
-    // (arguments, what both messages must name)
-    let cases: &[(&[&str], &str)] = &[
-        (&["http", "/usr/bin/touch", m], "PROGRAM"),
-        (&["--", "/usr/bin/touch", m], "NAME"),
-        (&["--bogus", "http", "--", "/usr/bin/touch", m], "--bogus"),
-        (&["http", "--socket-dir"], "--socket-dir"),
-        (
-            &["--preload-lib", "/x.so", "http", "--", "/usr/bin/touch", m],
-            "--preload",
-        ),
-        (
-            &["--preload-any-address", "http", "--", "/usr/bin/touch", m],
-            "--preload",
-        ),
-        (
-            &[
-                "--socket-dir",
-                "/a",
-                "--socket-dir",
-                "/b",
-                "http",
-                "--",
-                "/usr/bin/touch",
-                m,
-            ],
-            "--socket-dir",
-        ),
-    ];
-    for (args, named) in cases {
-        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
-        for outcome in pair.run(&env, WWW_DATA, &args, |_| {}) {
-            assert_eq!(outcome.code, Some(2), "{args:?}:\n{outcome}");
-            assert!(
-                outcome.stderr.contains(named),
-                "{args:?} must name {named}:\n{outcome}"
-            );
-            assert_eq!(outcome.stdout, "", "{outcome}");
-        }
-        assert!(!marker.exists(), "{args:?}: the program ran");
-    }
-    // The static client's own help and version.
-    let [_, help] = pair.run(&env, WWW_DATA, &["--help".into()], |_| {});
-    help.assert_success();
-    assert!(
-        help.stdout
-            .contains("Usage: portbinder-exec [OPTIONS] NAME[,NAME...]... -- PROGRAM")
-    );
 }

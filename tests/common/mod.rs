@@ -36,6 +36,7 @@ mod bindings;
 pub mod container;
 mod daemon;
 mod event;
+pub mod exec_pair;
 pub mod holder;
 mod http;
 mod kernel;

@@ -10,7 +10,8 @@ use crate::serve::audit::Line;
 use crate::serve::setup::holders::{self, Holding};
 use crate::serve::setup::pinned::{Credentials, PinError, Pinned};
 
-use super::error::{Holder, Impossible, RecoverError};
+use super::error::{Holder, RecoverError};
+use super::impossible::Impossible;
 use super::rules;
 
 /// An audit line and its severity.

@@ -22,6 +22,7 @@
 
 mod error;
 mod examination;
+mod impossible;
 mod rules;
 
 use std::collections::hash_map::Entry as Slot;
@@ -34,8 +35,9 @@ use crate::serve::setup::holders;
 use crate::serve::setup::{procnet, sockdiag};
 use examination::Found;
 
-pub use error::{Holder, Impossible, RecoverError};
+pub use error::{Holder, RecoverError};
 pub use examination::Audited;
+pub use impossible::Impossible;
 
 /// What start-up recovered, and one audit line per socket, to log once syslog is open.
 #[derive(Debug, Default)]
