@@ -122,3 +122,22 @@ fn one_bindings_members_cannot_use_up_another_bindings_share() {
     daemon.wait_fd_count(baseline);
     env.probe(WWW_DATA, &http).assert_granted(2);
 }
+
+#[test]
+fn a_client_that_shuts_its_end_down_still_counts_its_unread_grants() {
+    let env = TestEnv::new();
+    let daemon = start(&env, "news");
+    let http = env.socket("http");
+    // www-data shuts each connection down for writing and never reads: the daemon's end
+    // reports a hang-up, yet the grants are unread and their sockets in flight.
+    let mut flood = uidflood::hold_shut(&env, &http, 33, 33, 1, 700);
+    let held = held(&mut flood, 700, &daemon);
+    env.probe(DAEMON, &env.socket("dns")).assert_granted(1);
+    assert!(held.denied > 0, "{held:?}\n{}", daemon.report());
+    assert!(
+        2 * held.granted < u64::from(NOFILE),
+        "{held:?}\n{}",
+        daemon.report()
+    );
+    unread_denial(&daemon, "http");
+}

@@ -118,13 +118,17 @@ struct held {
     int connections, granted, denied, unanswered;
 };
 
-static void hold_child(const char *path, int per_uid, int report) {
+static void hold_child(const char *path, int per_uid, int report, int shut) {
     int *socks = calloc(per_uid, sizeof *socks);
     struct pollfd *p = calloc(per_uid, sizeof *p);
     struct held h = {0, 0, 0, 0};
     for (int i = 0; i < per_uid; i++) {
         socks[h.connections] = connect_to(path);
-        if (socks[h.connections] >= 0) h.connections++;
+        if (socks[h.connections] < 0) continue;
+        // hold-shut: end our own stream as a client that has nothing to say would, and
+        // still never read (the daemon's end then reports POLLHUP, though nothing is read).
+        if (shut) shutdown(socks[h.connections], SHUT_WR);
+        h.connections++;
     }
     // Wait (bounded) until every connection has its answer queued, without reading it.
     time_t deadline = time(NULL) + 30;
@@ -151,7 +155,7 @@ static void hold_child(const char *path, int per_uid, int report) {
     _exit(0);
 }
 
-static int mode_hold(const char *path, gid_t gid, uid_t first, long count, int per_uid) {
+static int mode_hold(const char *path, gid_t gid, uid_t first, long count, int per_uid, int shut) {
     pid_t self = getpid();
     int pipefd[2];
     if (pipe(pipefd) != 0) die("pipe");
@@ -164,7 +168,7 @@ static int mode_hold(const char *path, gid_t gid, uid_t first, long count, int p
             struct rlimit r = {per_uid + 64, per_uid + 64};
             if (setrlimit(RLIMIT_NOFILE, &r) != 0) _exit(FAILED);
             become(first + (uid_t)i, gid, self);
-            hold_child(path, per_uid, pipefd[1]);
+            hold_child(path, per_uid, pipefd[1], shut);
         }
     }
     close(pipefd[1]);
@@ -186,7 +190,7 @@ static int mode_hold(const char *path, gid_t gid, uid_t first, long count, int p
 
 int main(int argc, char **argv) {
     if (argc != 7) {
-        fprintf(stderr, "usage: uidflood fetch|hold SOCKET GID FIRST_UID COUNT PARALLEL|PER_UID\n");
+        fprintf(stderr, "usage: uidflood fetch|hold|hold-shut SOCKET GID FIRST_UID COUNT PARALLEL|PER_UID\n");
         return 2;
     }
     const char *path = argv[2];
@@ -195,7 +199,8 @@ int main(int argc, char **argv) {
     long count = strtol(argv[5], NULL, 10), last = strtol(argv[6], NULL, 10);
     signal(SIGPIPE, SIG_IGN);
     if (strcmp(argv[1], "fetch") == 0) return mode_fetch(path, gid, first, count, last);
-    if (strcmp(argv[1], "hold") == 0) return mode_hold(path, gid, first, count, (int)last);
+    if (strcmp(argv[1], "hold") == 0) return mode_hold(path, gid, first, count, (int)last, 0);
+    if (strcmp(argv[1], "hold-shut") == 0) return mode_hold(path, gid, first, count, (int)last, 1);
     fprintf(stderr, "uidflood: unknown mode %s\n", argv[1]);
     return 2;
 }

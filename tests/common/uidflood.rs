@@ -89,8 +89,25 @@ pub fn hold(
     count: u32,
     per_uid: u32,
 ) -> Proc {
-    let numbers = [gid, first_uid, count, per_uid].map(|n| n.to_string());
-    let mut args: Vec<&OsStr> = vec!["hold".as_ref(), socket.as_os_str()];
+    hold_as("hold", env, socket, [gid, first_uid, count, per_uid])
+}
+
+/// [`hold`], but each child also shuts its end down for writing (`shutdown(SHUT_WR)`) after
+/// connecting, as a client with nothing to say might, and still reads nothing.
+pub fn hold_shut(
+    env: &TestEnv,
+    socket: &Path,
+    gid: u32,
+    first_uid: u32,
+    count: u32,
+    per_uid: u32,
+) -> Proc {
+    hold_as("hold-shut", env, socket, [gid, first_uid, count, per_uid])
+}
+
+fn hold_as(mode: &str, env: &TestEnv, socket: &Path, numbers: [u32; 4]) -> Proc {
+    let numbers = numbers.map(|n| n.to_string());
+    let mut args: Vec<&OsStr> = vec![mode.as_ref(), socket.as_os_str()];
     args.extend(numbers.iter().map(|n| OsStr::new(n.as_str())));
     spawn(env, &args)
 }

@@ -7,10 +7,10 @@
 //! quarter of a binding's share (but always [`UID_FLOOR`], or the whole share if smaller).
 //!
 //! Cheap on the common path, where a client reads at once and closes: a granted connection
-//! is kept *fresh* and checked later, in batches, with one poll(2) for the batch (a closed
-//! peer shows as POLLHUP) and SIOCOUTQ only for a peer still open (0 bytes: read). Only a
-//! connection still unread at its check is registered with epoll, which reports when it is
-//! read or closed. A fresh connection is checked [`FRESH_CHECK`] after it was sent, when more
+//! is kept *fresh* and checked later, in batches, with SIOCOUTQ (0 bytes left in the peer's
+//! queue: read, or closed and purged; a hang-up alone proves nothing, since a peer may shut
+//! its end down and never read). Only a connection still unread at its check is registered
+//! with epoll, which reports when it is read or closed. A fresh connection is checked [`FRESH_CHECK`] after it was sent, when more
 //! than [`FRESH_MAX`] are fresh, or when a cap is reached; at a cap, the epoll events of the
 //! registered connections are taken first, so a client that reads is never denied for
 //! grants it has read.
@@ -18,8 +18,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
-
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::serve::grant::events::Events;
 use crate::serve::sys;
@@ -202,26 +200,14 @@ impl Unread {
         self.check_fresh(count, events);
     }
 
-    /// Checks the `count` oldest fresh connections: released when the peer has closed or
-    /// read, else watched through epoll.
+    /// Checks the `count` oldest fresh connections: released when the answer is no longer in
+    /// the peer's queue (read, or the peer closed and its queue was purged), else watched
+    /// through epoll. A hang-up is no sign of that: the daemon has shut its own end down,
+    /// so a peer that shuts down its end for writing, and reads nothing, hangs up too.
     fn check_fresh(&mut self, count: usize, events: &Events) {
-        if count == 0 {
-            return;
-        }
         let batch: Vec<Held> = self.fresh.drain(..count).collect();
-        // Requesting no event still reports POLLHUP and POLLERR: the peer has closed.
-        let mut fds: Vec<PollFd<'_>> = batch
-            .iter()
-            .map(|h| PollFd::new(h.conn.as_fd(), PollFlags::empty()))
-            .collect();
-        let polled = poll(&mut fds, PollTimeout::ZERO).is_ok();
-        let closed: Vec<bool> = fds
-            .iter()
-            .map(|f| polled && f.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
-        drop(fds);
-        for (held, closed) in batch.into_iter().zip(closed) {
-            if closed || is_read(&held) {
+        for held in batch {
+            if is_read(&held) {
                 self.release(held);
             } else {
                 self.watch(held, events);
