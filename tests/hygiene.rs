@@ -71,3 +71,21 @@ fn a_binding_holds_at_most_the_253_sockets_one_message_carries() {
     probe.assert_granted(253);
     assert_eq!(probe.fds[252].addr, ("127.0.0.1".to_owned(), 20252));
 }
+
+#[test]
+fn a_staging_directory_left_by_a_crash_of_the_same_pid_is_cleared() {
+    let env = TestEnv::new();
+    env.create_socket_dir_for_nobody();
+    // A daemon killed while making its socket leaves `.NAME.PID.new`; a new daemon with the
+    // same pid (pid 1 of a container, with a lasting socket_dir) must not trip over it. The
+    // shell makes it with its own pid, which the daemon it execs keeps.
+    let mut sh = std::process::Command::new("/bin/sh");
+    sh.arg("-c")
+        .arg(r#"stage="$1/.http.$$.new" && mkdir -m 0700 "$stage" && : > "$stage/http.sock" && shift && exec "$@""#)
+        .arg("sh")
+        .arg(env.socket_dir());
+    let daemon = Daemon::spawn(serve_under(sh, &env.config(HTTP_BINDING)));
+    env.probe(WWW_DATA, &env.socket("http")).assert_granted(1);
+    let stage = env.socket_dir().join(format!(".http.{}.new", daemon.pid()));
+    assert!(!stage.exists(), "{}", daemon.report());
+}

@@ -77,8 +77,15 @@ pub fn create(dir: &SocketDir, binding: &Binding, owner: Uid) -> Result<Endpoint
     let stage_name = format!(".{}.{}.new", binding.name, std::process::id());
     let stage_path = dir.path.join(&stage_name);
     let file = format!("{}.sock", binding.name);
-    mkdirat(dir.fd(), stage_name.as_str(), Mode::S_IRWXU)
-        .map_err(sys("create staging directory", &stage_path))?;
+    let made = match mkdirat(dir.fd(), stage_name.as_str(), Mode::S_IRWXU) {
+        // Left by a daemon of the same pid that died in this very step (pid 1 in a
+        // container with a lasting socket_dir): removed if it is a private one of ours.
+        Err(Errno::EEXIST) if remove_stale_stage(dir, &stage_name, &file) => {
+            mkdirat(dir.fd(), stage_name.as_str(), Mode::S_IRWXU)
+        }
+        other => other,
+    };
+    made.map_err(sys("create staging directory", &stage_path))?;
     let result = (|| {
         let stage = openat(dir.fd(), stage_name.as_str(), DIR_FLAGS, Mode::empty())
             .map_err(sys("open staging directory", &stage_path))?;
@@ -124,6 +131,20 @@ pub fn create(dir: &SocketDir, binding: &Binding, owner: Uid) -> Result<Endpoint
         file,
         listener,
     })
+}
+
+/// Removes the staging directory `name` (and the socket `file` in it) that a daemon of this
+/// pid left behind, if it is a private directory of this process's uid; false otherwise.
+fn remove_stale_stage(dir: &SocketDir, name: &str, file: &str) -> bool {
+    let Ok(stage) = openat(dir.fd(), name, DIR_FLAGS, Mode::empty()) else {
+        return false;
+    };
+    match fstat(&stage) {
+        Ok(stat) if is_dir_owned_by(&stat, Uid::effective()) && stat.st_mode & 0o077 == 0 => {}
+        _ => return false,
+    }
+    let _ = unlinkat(&stage, file, UnlinkatFlags::NoRemoveDir);
+    unlinkat(dir.fd(), name, UnlinkatFlags::RemoveDir).is_ok()
 }
 
 /// Binds a new non-blocking Unix socket at `name` in the directory `stage`, with the
