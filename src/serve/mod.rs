@@ -186,7 +186,7 @@ pub fn run(load: impl FnOnce() -> Result<Config, ConfigError>) -> Result<(), Ser
     let dropped = privdrop::drop_privileges(run_as, config.user_gid)
         .inspect_err(|e| log_failed_drop("failed", e))?;
     privdrop::verify(&dropped).inspect_err(|e| log_failed_drop("unverified", e))?;
-    // 7b. Sandbox (src/sandbox.rs): seccomp allowlist and Landlock, stated in the drop line.
+    // 7b. Sandbox (src/serve/sandbox/): seccomp allowlist and Landlock, stated in the drop line.
     let sandboxed = sandbox::install(socket_dir.fd(), config.log)
         .inspect_err(|e| log_failed_drop("unsandboxed", e))?;
     log_start(&config, &endpoints, &bound, &dropped, &sandboxed);

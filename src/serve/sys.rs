@@ -1,5 +1,5 @@
 //! The few system calls that neither std nor nix wrap, for the daemon. All of the daemon's
-//! `unsafe` is here (the caller's commands have theirs in src/caller/sys.rs, the shim crate
+//! `unsafe` is here (the caller's commands have theirs in exec/src/sys.rs, the shim crate
 //! its own), each block with the invariant that makes it sound.
 
 use std::ffi::CStr;

@@ -1,6 +1,6 @@
 //! systemd's file descriptor store, kept in line with the configuration at start-up (before
 //! the drop): the stored sockets come back through LISTEN_FDS after `systemctl restart`, a
-//! crash or a package upgrade, and src/bind.rs adopts them by name and address, so the
+//! crash or a package upgrade, and src/serve/setup/bind.rs adopts them by name and address, so the
 //! programs holding them keep serving and new grants hand out the same sockets.
 
 use std::collections::BTreeSet;
