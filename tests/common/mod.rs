@@ -26,7 +26,8 @@
 //! * `reports.rs`: what the clients report ([`Probe`], [`FdInfo`], [`Grants`]);
 //! * `http.rs`: HTTP requests to the servers the tests start;
 //! * `bindings.rs`: the bindings many tests configure ([`HTTP_BINDING`]...);
-//! * `kernel.rs`: what the running kernel offers ([`kernel_landlock_abi`]).
+//! * `kernel.rs`: what the running kernel offers ([`kernel_landlock_abi`]);
+//! * `fake_systemd.rs`: systemd's end of `NOTIFY_SOCKET` ([`fake_systemd::FakeSystemd`]).
 
 // Each integration test crate uses a different subset of the harness.
 #![allow(dead_code)]
@@ -36,6 +37,7 @@ mod bindings;
 pub mod container;
 mod daemon;
 mod event;
+pub mod fake_systemd;
 pub mod holder;
 mod http;
 mod kernel;
