@@ -4,13 +4,16 @@
 //! * [`setup`]: the steps that need the start-up privileges, up to and including the drop;
 //! * [`sandbox`]: seccomp and Landlock, installed right after the verified drop;
 //! * [`grant`]: the serve loop, which runs with no privilege left;
+//! * [`reload`]: SIGHUP, the configuration read again and applied as far as no privilege is
+//!   needed;
 //! * [`audit`], [`logger`], [`notify`], [`status`]: the audit lines, where they go, and what
-//!   systemd is told, used on both sides of the drop.
+//!   systemd is told, and [`options`], the socket options, used on both sides of the drop.
 
 pub mod audit;
 pub mod grant;
 pub mod logger;
 pub mod notify;
+pub mod options;
 pub mod reload;
 pub mod sandbox;
 pub mod setup;

@@ -13,7 +13,6 @@ pub mod endpoint;
 pub mod fdstore;
 pub mod holders;
 pub mod listenfds;
-pub mod options;
 pub mod pinned;
 pub mod privdrop;
 pub mod procnet;
