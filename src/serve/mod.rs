@@ -7,9 +7,11 @@
 //! * [`reload`]: SIGHUP, the configuration read again and applied as far as no privilege is
 //!   needed;
 //! * [`audit`], [`logger`], [`notify`], [`status`]: the audit lines, where they go, and what
-//!   systemd is told, and [`options`], the socket options, used on both sides of the drop.
+//!   systemd is told, [`fdstore`], what its fd store holds, and [`options`], the socket
+//!   options, used on both sides of the drop.
 
 pub mod audit;
+pub mod fdstore;
 pub mod grant;
 pub mod logger;
 pub mod notify;
@@ -32,7 +34,6 @@ use notify::{Notifier, NotifyError};
 use sandbox::SandboxError;
 use setup::bind::{self, BindError};
 use setup::endpoint::Endpoints;
-use setup::fdstore;
 use setup::listenfds::{self, ListenFdsError};
 use setup::privdrop::{self, DropError, VerifyError};
 use setup::sockdir::{self, SockDirError};

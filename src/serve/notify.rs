@@ -1,7 +1,7 @@
 //! systemd's notification protocol (sd_notify(3)), written out: one datagram socket,
 //! connected to `$NOTIFY_SOCKET` at start-up while the daemon may still open anything, then
 //! used to say `READY=1`, `STATUS=…` and `STOPPING=1`, and to hand sockets to the service
-//! manager's file descriptor store (src/fdstore.rs says which).
+//! manager's file descriptor store (src/serve/fdstore.rs says which).
 //!
 //! Without `$NOTIFY_SOCKET` every call is a no-op. A failed send is logged (once) and never
 //! stops the daemon: the sockets work whether or not systemd heard about them.
