@@ -27,7 +27,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::stat::{Mode, umask};
 use nix::unistd::Uid;
 
-use crate::config::{Config, ConfigError, LogTarget, ids};
+use crate::config::{Config, ConfigError, LogTarget, Origin, ids};
 use audit::Line;
 use grant::{Served, Server, raw_fds};
 use notify::{Notifier, NotifyError};
@@ -130,6 +130,12 @@ pub fn run(load: impl FnOnce() -> Result<Config, ConfigError>) -> Result<(), Ser
     // The start-up working directory (/root, say) is nothing the daemon should hold on to;
     // every path it uses is absolute (main makes --config so).
     std::env::set_current_dir("/").map_err(|e| SetupError::Process("change directory to /", e))?;
+    // The file's directory, opened now by its real path (the run user may not even reach it),
+    // for the sandbox rule that lets a reload read the file again.
+    let config_dir = match &config.origin {
+        Origin::File(path) => sandbox::config_dir(path),
+        Origin::Flags => None,
+    };
     let run_as = config.user.uid;
     if !Uid::effective().is_root() && Uid::effective() != run_as {
         return Err(SetupError::WrongUser {
@@ -191,7 +197,7 @@ pub fn run(load: impl FnOnce() -> Result<Config, ConfigError>) -> Result<(), Ser
         .inspect_err(|e| log_failed_drop("failed", e))?;
     privdrop::verify(&dropped).inspect_err(|e| log_failed_drop("unverified", e))?;
     // 7b. Sandbox (src/sandbox.rs): seccomp allowlist and Landlock, stated in the drop line.
-    let sandboxed = sandbox::install(socket_dir.fd(), config.log)
+    let sandboxed = sandbox::install(socket_dir.fd(), config.log, config_dir.as_ref())
         .inspect_err(|e| log_failed_drop("unsandboxed", e))?;
     log_start(&config, &endpoints, &bound, &dropped, &sandboxed);
 
