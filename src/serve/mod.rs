@@ -29,8 +29,9 @@ use nix::unistd::Uid;
 
 use crate::config::{Config, ConfigError, LogTarget, Origin, ids};
 use audit::Line;
-use grant::{Served, Server, raw_fds};
+use grant::{Served, Server};
 use notify::{Notifier, NotifyError};
+use reload::Reloader;
 use sandbox::SandboxError;
 use setup::bind::{self, BindError};
 use setup::endpoint::Endpoints;
@@ -107,8 +108,9 @@ impl ServeError {
     }
 }
 
-/// Runs the daemon: `load` is called after the process is sanitised.
-pub fn run(load: impl FnOnce() -> Result<Config, ConfigError>) -> Result<(), ServeError> {
+/// Runs the daemon: `load` is called after the process is sanitised, and again on every
+/// SIGHUP (src/serve/reload/), then as the run user inside the sandbox.
+pub fn run(load: impl Fn() -> Result<Config, ConfigError>) -> Result<(), ServeError> {
     // 1. Sanitise. The LISTEN_FDS range is taken first, everything above it is closed,
     //    the umask keeps every file private unless created with its final mode, the stop
     //    signals are blocked so a SIGTERM during set-up waits for the loop (and for the
@@ -201,29 +203,21 @@ pub fn run(load: impl FnOnce() -> Result<Config, ConfigError>) -> Result<(), Ser
         .inspect_err(|e| log_failed_drop("unsandboxed", e))?;
     log_start(&config, &endpoints, &bound, &dropped, &sandboxed);
 
-    // 8. Serve.
+    // 8. Serve. The serve loop owns the bindings, their sockets and endpoints from here on
+    //    (a reload changes or removes them); dropping it removes the socket files.
+    let bindings = config.bindings.len();
     let served = config
         .bindings
         .iter()
-        .zip(&endpoints.list)
-        .zip(&bound)
-        .map(|((binding, endpoint), sockets)| Served {
-            binding,
-            fds: raw_fds(&sockets.fds),
-            endpoint,
-        })
+        .zip(bound)
+        .map(|(binding, sockets)| Served::new(binding.clone(), sockets.fds))
         .collect();
-    let mut server = Server::new(served, &signals, events, fd_limit)
+    let mut server = Server::new(served, endpoints, &signals, events, fd_limit)
         .map_err(ServeError::Serve)?
-        .report_status(Status::new(&notifier, config.bindings.len()));
-    log::info!(
-        "{}",
-        Line::new("ready").field("bindings", config.bindings.len())
-    );
-    notifier.ready(&status::status_text(
-        config.bindings.len(),
-        status::Counters::default(),
-    ));
+        .report_status(Status::new(&notifier, bindings))
+        .reload_with(Reloader::new(&load, config, &notifier));
+    log::info!("{}", Line::new("ready").field("bindings", bindings));
+    notifier.ready(&status::status_text(bindings, status::Counters::default()));
     let signal = server.run().map_err(ServeError::Serve)?;
     notifier.stopping(&status::stopping_text(signal.as_str(), server.counters));
     log::info!(
@@ -233,7 +227,7 @@ pub fn run(load: impl FnOnce() -> Result<Config, ConfigError>) -> Result<(), Ser
             .field("grants", server.counters.grants)
             .field("denials", server.counters.denials)
     );
-    drop(endpoints);
+    drop(server);
     Ok(())
 }
 
@@ -286,7 +280,10 @@ fn log_start(
     dropped: &privdrop::Dropped,
     sandboxed: &sandbox::Status,
 ) {
-    for ((binding, endpoint), sockets) in config.bindings.iter().zip(&endpoints.list).zip(bound) {
+    for (index, (binding, sockets)) in config.bindings.iter().zip(bound).enumerate() {
+        let Some(endpoint) = endpoints.get(index) else {
+            continue;
+        };
         let listen: Vec<String> = binding.listen.iter().map(ToString::to_string).collect();
         let line = Line::new("start")
             .field("binding", &binding.name)
