@@ -201,6 +201,8 @@ pub fn run(load: impl Fn() -> Result<Config, ConfigError>) -> Result<(), ServeEr
     // 7b. Sandbox (src/sandbox.rs): seccomp allowlist and Landlock, stated in the drop line.
     let sandboxed = sandbox::install(socket_dir.fd(), config.log, config_dir.as_ref())
         .inspect_err(|e| log_failed_drop("unsandboxed", e))?;
+    // The rule holds the directory now; the descriptor is not needed any more.
+    drop(config_dir);
     log_start(&config, &endpoints, &bound, &dropped, &sandboxed);
 
     // 8. Serve. The serve loop owns the bindings, their sockets and endpoints from here on
