@@ -136,6 +136,43 @@ check "the audit lines are authpriv" wait_for 5 sh -c \
 check "STATUS= counts them" wait_for 10 sh -c \
     "systemctl show -P StatusText portbinder | grep -qE 'serving 1 binding: [1-9][0-9]* grants, 1 denials'"
 
+phase "systemctl reload: who may fetch changes on the same sockets; what needs a restart is refused"
+# The sockets e2e-other is granted, as "socket:[INODE] socket:[INODE] ".
+granted_other() {
+    runuser -u e2e-other -- portbinder exec http -- sh -c 'readlink /proc/self/fd/3 /proc/self/fd/4' | tr '\n' ' '
+}
+cp "$CONFIG" /tmp/before-reload.toml
+old=$(main_pid)
+printf 'mode = "0666"\nallow_users = ["e2e-other"]\n' >>"$CONFIG"
+since=$(now)
+first_reload=$since
+# Both changes, there and back, each logged once: the same line twice.
+applied_twice() {
+    [ "$(journalctl --no-pager -o cat --since "@$first_reload" -t portbinder | grep -c '^event=reload signal=SIGHUP result=applied ')" -eq 2 ]
+}
+check "systemctl reload" systemctl reload portbinder
+check "the reload line in the journal" wait_for 10 logged "$since" \
+    '^event=reload signal=SIGHUP result=applied changes="binding `http`: allow_users, allow_groups; binding `http`: mode"$'
+check "STATUS= says so" wait_for 10 sh -c \
+    "systemctl show -P StatusText portbinder | grep -q '^reload applied 2 changes; serving 1 binding: '"
+same "$(main_pid)" "$old" "the same daemon"
+same "$(granted_other)" "$before" "e2e-other is granted now, the very same sockets"
+same "$(granted)" "$before" "and e2e-app still"
+printf '[binding.alt]\nlisten = ["127.0.0.1:8080"]\ngroup = "e2e-web"\n' >>"$CONFIG"
+since=$(now)
+check "systemctl reload (a new binding)" systemctl reload portbinder
+check "refused, with the reason" wait_for 10 logged "$since" \
+    '^event=reload signal=SIGHUP result=refused change="binding `alt`: added" reason=".*: restart to apply"$'
+check "STATUS= says it was refused" wait_for 10 sh -c \
+    "systemctl show -P StatusText portbinder | grep -q '^reload refused: binding .alt.: added: restart to apply; '"
+check "no socket file for it" test ! -e /run/portbinder/alt.sock
+same "$(granted_other)" "$before" "the rules in force are unchanged"
+cp /tmp/before-reload.toml "$CONFIG"
+check "systemctl reload (back)" systemctl reload portbinder
+check "applied" wait_for 10 applied_twice
+check "e2e-other is refused by the socket file again" not runuser -u e2e-other -- portbinder exec http -- true
+same "$(granted)" "$before" "the same sockets after three reloads"
+
 phase "systemctl restart keeps the sockets"
 hammer_start
 old=$(main_pid)

@@ -22,7 +22,8 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Bind the configured sockets, drop privileges and serve grants until SIGTERM.
+    /// Bind the configured sockets, drop privileges and serve grants until SIGTERM; SIGHUP
+    /// reloads the configuration (what needs no privilege is applied, anything else refused).
     Serve(ConfigArgs),
     /// Validate the configuration (syntax, names, addresses, users, groups, duplicates)
     /// without binding or creating anything.

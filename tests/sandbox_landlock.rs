@@ -1,6 +1,7 @@
-//! The daemon's Landlock ruleset: it confines files (read /etc and /proc, remove only in the
-//! socket directory), the network (no TCP connect or bind) and signals and abstract sockets
-//! (none beyond the sandbox), each as far as the kernel's Landlock ABI goes.
+//! The daemon's Landlock ruleset: it confines files (read /etc, /proc and the configuration's
+//! directory, remove only in the socket directory), the network (no TCP connect or bind) and
+//! signals and abstract sockets (none beyond the sandbox), each as far as the kernel's Landlock
+//! ABI goes.
 //!
 //! The ruleset is checked in a child process that installs exactly what the daemon installs
 //! (`portbinder::serve::sandbox::Landlock`) in `pre_exec`, then makes one system call: the child
@@ -20,8 +21,8 @@ use std::process::{Command, Stdio};
 use common::*;
 use portbinder::serve::sandbox::Landlock;
 
-/// What a child confined by the daemon's ruleset (socket directory `dir`) gets for `call`:
-/// 0 or the errno.
+/// What a child confined by the daemon's ruleset (socket directory `dir`, configuration in
+/// the directory `conf` beside it) gets for `call`: 0 or the errno.
 fn under_landlock(dir: &Path, call: impl Fn() -> io::Result<()> + Send + Sync + 'static) -> i32 {
     confined(dir, Some(call))
 }
@@ -32,9 +33,14 @@ fn exec_under_landlock(dir: &Path) -> i32 {
 }
 
 fn confined(dir: &Path, call: Option<impl Fn() -> io::Result<()> + Send + Sync + 'static>) -> i32 {
-    // The daemon builds its rule on the socket directory it opened and checked.
+    // The daemon builds its rules on the socket directory it opened and checked, and on its
+    // configuration's directory, opened before the drop.
     let opened = fs::File::open(dir).expect("open the socket directory");
-    let mut ruleset = Some(Landlock::prepare(opened.as_fd(), None).expect("build the ruleset"));
+    let conf =
+        fs::File::open(dir.with_file_name("conf")).expect("open the configuration's directory");
+    let mut ruleset = Some(
+        Landlock::prepare(opened.as_fd(), None, Some(conf.as_fd())).expect("build the ruleset"),
+    );
     let mut cmd = Command::new("/bin/true");
     cmd.stdin(Stdio::null());
     // SAFETY: between fork and exec the hook only calls landlock_restrict_self (through the
@@ -107,6 +113,10 @@ fn landlock_confines_files_network_and_signals() {
     fs::write(&inside, "").unwrap();
     let outside = env.path().join("secret");
     fs::write(&outside, "not for the daemon\n").unwrap();
+    let conf = env.path().join("conf");
+    fs::create_dir(&conf).unwrap();
+    let config = conf.join("portbinder.toml");
+    fs::write(&config, "").unwrap();
     let abi = kernel_landlock_abi();
     let denied_from = |version: i32| if abi >= version { libc::EACCES } else { 0 };
 
@@ -119,6 +129,7 @@ fn landlock_confines_files_network_and_signals() {
         under_landlock(&dir, open_ro(Path::new("/proc/self/comm"), 0)),
         0
     );
+    assert_eq!(under_landlock(&dir, open_ro(&config, 0)), 0, "a reload");
     assert_eq!(under_landlock(&dir, unlink(&inside)), 0);
     // Denied from ABI 1: reading elsewhere, listing directories, creating files, removing
     // outside the socket directory, executing.
@@ -132,6 +143,14 @@ fn landlock_confines_files_network_and_signals() {
         denied_from(1)
     );
     assert_eq!(under_landlock(&dir, unlink(&outside)), denied_from(1));
+    assert_eq!(under_landlock(&dir, unlink(&config)), denied_from(1));
+    assert_eq!(
+        under_landlock(
+            &dir,
+            open(&conf.join("new"), libc::O_WRONLY | libc::O_CREAT)
+        ),
+        denied_from(1)
+    );
     assert_eq!(
         exec_under_landlock(&dir),
         denied_from(1),

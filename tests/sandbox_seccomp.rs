@@ -1,6 +1,7 @@
 //! The daemon's seccomp filter: it kills a process that makes a forbidden system call
 //! (execve, IPv4 sockets, opening for writing, executable memory, kill, ptrace, other socket
-//! options, signals through pidfds) and allows what glibc's syslog reconnect needs.
+//! options, signals through pidfds) and allows what glibc's syslog reconnect and a reload need,
+//! narrowed to what they set.
 //!
 //! The filter is checked in a child process that installs exactly what the daemon installs
 //! (`portbinder::serve::sandbox::Seccomp`) in `pre_exec`, then makes one system call: the child
@@ -110,4 +111,99 @@ fn forbidden_system_calls_kill_the_process() {
     let unix = (SYS_socket, [AF_UNIX.into(), SOCK_DGRAM.into(), 0, 0, 0, 0]);
     let allowed = under_seccomp(Some(unix));
     assert_eq!(allowed.code(), Some(0), "socket(AF_UNIX): {allowed}");
+}
+
+#[test]
+fn what_a_reload_needs_is_allowed_and_no_more() {
+    use libc::*;
+    const PATH: &std::ffi::CStr = c"/nonexistent/portbinder-seccomp-test";
+    let path = PATH.as_ptr() as c_long;
+    let cwd: c_long = AT_FDCWD.into();
+    // Each made on fd -1 or a missing path: it fails, but it is allowed, so the child lives.
+    let allowed: [(&str, Call); 9] = [
+        (
+            "setsockopt(SO_KEEPALIVE)",
+            (
+                SYS_setsockopt,
+                [-1, SOL_SOCKET.into(), SO_KEEPALIVE.into(), 0, 0, 0],
+            ),
+        ),
+        (
+            "setsockopt(TCP_KEEPIDLE)",
+            (
+                SYS_setsockopt,
+                [-1, IPPROTO_TCP.into(), TCP_KEEPIDLE.into(), 0, 0, 0],
+            ),
+        ),
+        (
+            "setsockopt(IP_FREEBIND)",
+            (
+                SYS_setsockopt,
+                [-1, IPPROTO_IP.into(), IP_FREEBIND.into(), 0, 0, 0],
+            ),
+        ),
+        (
+            "getsockopt(IPV6_V6ONLY)",
+            (
+                SYS_getsockopt,
+                [-1, IPPROTO_IPV6.into(), IPV6_V6ONLY.into(), 0, 0, 0],
+            ),
+        ),
+        ("listen", (SYS_listen, [-1, 16, 0, 0, 0, 0])),
+        (
+            "fcntl(F_GETFL)",
+            (SYS_fcntl, [-1, F_GETFL.into(), 0, 0, 0, 0]),
+        ),
+        (
+            "fcntl(F_SETFL, O_RDWR|O_NONBLOCK)",
+            (
+                SYS_fcntl,
+                [-1, F_SETFL.into(), (O_RDWR | O_NONBLOCK).into(), 0, 0, 0],
+            ),
+        ),
+        (
+            "fchmodat(AT_FDCWD, 0660)",
+            (SYS_fchmodat, [cwd, path, 0o660, 0, 0, 0]),
+        ),
+        ("readlinkat", (SYS_readlinkat, [cwd, path, 0, 0, 0, 0])),
+    ];
+    for (what, call) in allowed {
+        let status = under_seccomp(Some(call));
+        assert_eq!(status.code(), Some(0), "{what}: {status}");
+    }
+    let forbidden: [(&str, Call); 6] = [
+        (
+            "setsockopt(IP_TRANSPARENT)",
+            (
+                SYS_setsockopt,
+                [-1, IPPROTO_IP.into(), IP_TRANSPARENT.into(), 0, 0, 0],
+            ),
+        ),
+        (
+            "setsockopt(SO_REUSEPORT)",
+            (
+                SYS_setsockopt,
+                [-1, SOL_SOCKET.into(), SO_REUSEPORT.into(), 0, 0, 0],
+            ),
+        ),
+        (
+            "fcntl(F_SETFL, O_APPEND)",
+            (SYS_fcntl, [-1, F_SETFL.into(), O_APPEND.into(), 0, 0, 0]),
+        ),
+        (
+            "fcntl(F_SETOWN)",
+            (SYS_fcntl, [-1, F_SETOWN.into(), 1, 0, 0, 0]),
+        ),
+        (
+            "fchmodat(setuid)",
+            (SYS_fchmodat, [cwd, path, 0o4755, 0, 0, 0]),
+        ),
+        (
+            "fchmodat(a directory's descriptor)",
+            (SYS_fchmodat, [3, path, 0o660, 0, 0, 0]),
+        ),
+    ];
+    for (what, call) in forbidden {
+        assert_killed(what, under_seccomp(Some(call)));
+    }
 }

@@ -1,5 +1,6 @@
 //! Signals: SIGTERM and SIGINT stop cleanly (socket files removed, event=stop, exit 0);
-//! SIGHUP is logged and the daemon keeps serving.
+//! SIGHUP is logged and the daemon keeps serving (what a reload applies and refuses:
+//! tests/reload.rs, tests/reload_refused.rs).
 
 mod common;
 

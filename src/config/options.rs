@@ -2,7 +2,7 @@
 //! are made (`nonblocking`, `ipv6_only`, `free_bind`, …), once validated (for type, range and
 //! whether they apply to the binding's addresses: src/config/validate/options.rs). The daemon
 //! applies them before bind(2) and listen(2), while it still holds its privileges
-//! (src/serve/setup/options/).
+//! (src/serve/options/).
 
 use super::address::Proto;
 

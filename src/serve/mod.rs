@@ -4,13 +4,18 @@
 //! * [`setup`]: the steps that need the start-up privileges, up to and including the drop;
 //! * [`sandbox`]: seccomp and Landlock, installed right after the verified drop;
 //! * [`grant`]: the serve loop, which runs with no privilege left;
+//! * [`reload`]: SIGHUP, the configuration read again and applied as far as no privilege is
+//!   needed;
 //! * [`audit`], [`logger`], [`notify`], [`status`]: the audit lines, where they go, and what
-//!   systemd is told, used on both sides of the drop.
+//!   systemd is told, [`fdstore`], what its fd store holds, and [`options`], the socket
+//!   options, used on both sides of the drop.
 
 pub mod audit;
+pub mod fdstore;
 pub mod grant;
 pub mod logger;
 pub mod notify;
+pub mod options;
 pub mod reload;
 pub mod sandbox;
 pub mod setup;
@@ -22,14 +27,14 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::stat::{Mode, umask};
 use nix::unistd::Uid;
 
-use crate::config::{Config, ConfigError, LogTarget, ids};
+use crate::config::{Config, ConfigError, LogTarget, Origin, ids};
 use audit::Line;
-use grant::{Served, Server, raw_fds};
+use grant::{Served, Server};
 use notify::{Notifier, NotifyError};
+use reload::Reloader;
 use sandbox::SandboxError;
 use setup::bind::{self, BindError};
 use setup::endpoint::Endpoints;
-use setup::fdstore;
 use setup::listenfds::{self, ListenFdsError};
 use setup::privdrop::{self, DropError, VerifyError};
 use setup::sockdir::{self, SockDirError};
@@ -103,8 +108,9 @@ impl ServeError {
     }
 }
 
-/// Runs the daemon: `load` is called after the process is sanitised.
-pub fn run(load: impl FnOnce() -> Result<Config, ConfigError>) -> Result<(), ServeError> {
+/// Runs the daemon: `load` is called after the process is sanitised, and again on every
+/// SIGHUP (src/serve/reload/), then as the run user inside the sandbox.
+pub fn run(load: impl Fn() -> Result<Config, ConfigError>) -> Result<(), ServeError> {
     // 1. Sanitise. The LISTEN_FDS range is taken first, everything above it is closed,
     //    the umask keeps every file private unless created with its final mode, the stop
     //    signals are blocked so a SIGTERM during set-up waits for the loop (and for the
@@ -126,6 +132,12 @@ pub fn run(load: impl FnOnce() -> Result<Config, ConfigError>) -> Result<(), Ser
     // The start-up working directory (/root, say) is nothing the daemon should hold on to;
     // every path it uses is absolute (main makes --config so).
     std::env::set_current_dir("/").map_err(|e| SetupError::Process("change directory to /", e))?;
+    // The file's directory, opened now by its real path (the run user may not even reach it),
+    // for the sandbox rule that lets a reload read the file again.
+    let config_dir = match &config.origin {
+        Origin::File(path) => sandbox::config_dir(path),
+        Origin::Flags => None,
+    };
     let run_as = config.user.uid;
     if !Uid::effective().is_root() && Uid::effective() != run_as {
         return Err(SetupError::WrongUser {
@@ -187,33 +199,27 @@ pub fn run(load: impl FnOnce() -> Result<Config, ConfigError>) -> Result<(), Ser
         .inspect_err(|e| log_failed_drop("failed", e))?;
     privdrop::verify(&dropped).inspect_err(|e| log_failed_drop("unverified", e))?;
     // 7b. Sandbox (src/serve/sandbox/): seccomp allowlist and Landlock, stated in the drop line.
-    let sandboxed = sandbox::install(socket_dir.fd(), config.log)
+    let sandboxed = sandbox::install(socket_dir.fd(), config.log, config_dir.as_ref())
         .inspect_err(|e| log_failed_drop("unsandboxed", e))?;
+    // The rule holds the directory now; the descriptor is not needed any more.
+    drop(config_dir);
     log_start(&config, &endpoints, &bound, &dropped, &sandboxed);
 
-    // 8. Serve.
+    // 8. Serve. The serve loop owns the bindings, their sockets and endpoints from here on
+    //    (a reload changes or removes them); dropping it removes the socket files.
+    let bindings = config.bindings.len();
     let served = config
         .bindings
         .iter()
-        .zip(&endpoints.list)
-        .zip(&bound)
-        .map(|((binding, endpoint), sockets)| Served {
-            binding,
-            fds: raw_fds(&sockets.fds),
-            endpoint,
-        })
+        .zip(bound)
+        .map(|(binding, sockets)| Served::new(binding.clone(), sockets.fds))
         .collect();
-    let mut server = Server::new(served, &signals, events, fd_limit)
+    let mut server = Server::new(served, endpoints, &signals, events, fd_limit)
         .map_err(ServeError::Serve)?
-        .report_status(Status::new(&notifier, config.bindings.len()));
-    log::info!(
-        "{}",
-        Line::new("ready").field("bindings", config.bindings.len())
-    );
-    notifier.ready(&status::status_text(
-        config.bindings.len(),
-        status::Counters::default(),
-    ));
+        .report_status(Status::new(&notifier, bindings))
+        .reload_with(Reloader::new(&load, config, &notifier));
+    log::info!("{}", Line::new("ready").field("bindings", bindings));
+    notifier.ready(&status::status_text(bindings, status::Counters::default()));
     let signal = server.run().map_err(ServeError::Serve)?;
     notifier.stopping(&status::stopping_text(signal.as_str(), server.counters));
     log::info!(
@@ -223,7 +229,7 @@ pub fn run(load: impl FnOnce() -> Result<Config, ConfigError>) -> Result<(), Ser
             .field("grants", server.counters.grants)
             .field("denials", server.counters.denials)
     );
-    drop(endpoints);
+    drop(server);
     Ok(())
 }
 
@@ -276,7 +282,10 @@ fn log_start(
     dropped: &privdrop::Dropped,
     sandboxed: &sandbox::Status,
 ) {
-    for ((binding, endpoint), sockets) in config.bindings.iter().zip(&endpoints.list).zip(bound) {
+    for (index, (binding, sockets)) in config.bindings.iter().zip(bound).enumerate() {
+        let Some(endpoint) = endpoints.get(index) else {
+            continue;
+        };
         let listen: Vec<String> = binding.listen.iter().map(ToString::to_string).collect();
         let line = Line::new("start")
             .field("binding", &binding.name)

@@ -1,7 +1,7 @@
 //! systemd's notification protocol (sd_notify(3)), written out: one datagram socket,
 //! connected to `$NOTIFY_SOCKET` at start-up while the daemon may still open anything, then
-//! used to say `READY=1`, `STATUS=…` and `STOPPING=1`, and to hand sockets to the service
-//! manager's file descriptor store (src/serve/setup/fdstore.rs says which).
+//! used to say `READY=1`, `STATUS=…`, `RELOADING=1` and `STOPPING=1`, and to hand sockets to
+//! the service manager's file descriptor store (src/serve/fdstore.rs says which).
 //!
 //! Without `$NOTIFY_SOCKET` every call is a no-op. A failed send is logged (once) and never
 //! stops the daemon: the sockets work whether or not systemd heard about them.
@@ -105,6 +105,15 @@ impl Notifier {
         self.send(&format!("READY=1\nSTATUS={status}"), &[]);
     }
 
+    /// A reload begins (SIGHUP): `RELOADING=1` with `MONOTONIC_USEC=`, the CLOCK_MONOTONIC
+    /// time in microseconds, as sd_notify(3) asks; [`Notifier::ready`] ends it.
+    pub fn reloading(&self, monotonic_usec: u64) {
+        self.send(
+            &format!("RELOADING=1\nMONOTONIC_USEC={monotonic_usec}"),
+            &[],
+        );
+    }
+
     /// The daemon stops: `STOPPING=1` with a last `STATUS=` text.
     pub fn stopping(&self, status: &str) {
         self.send(&format!("STOPPING=1\nSTATUS={status}"), &[]);
@@ -201,16 +210,20 @@ mod tests {
     }
 
     #[test]
-    fn ready_stopping_and_status_are_one_datagram_each() {
+    fn ready_reloading_stopping_and_status_are_one_datagram_each() {
         let (notifier, systemd) = pair();
         notifier.ready("up");
         notifier.status("busy");
+        notifier.reloading(1234);
+        notifier.ready("reloaded");
         notifier.stopping("down");
         assert_eq!(
             received(&systemd),
             [
                 "READY=1\nSTATUS=up",
                 "STATUS=busy",
+                "RELOADING=1\nMONOTONIC_USEC=1234",
+                "READY=1\nSTATUS=reloaded",
                 "STOPPING=1\nSTATUS=down"
             ]
         );

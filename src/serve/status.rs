@@ -2,6 +2,11 @@
 //! and systemd's `STATUS=` text, sent after the counters change at most every
 //! [`STATUS_INTERVAL`] (none while nothing changes). The counters live here, so that the
 //! serve loop and the notifications share them without depending on each other.
+//!
+//! A reload ends with `READY=1` and a STATUS= that starts with its outcome
+//! ([`reload_text`]). Later updates go back to the counters, and after a refused reload
+//! add [`REFUSED_NOTE`] until a reload is applied or finds nothing to change: the file on
+//! disk then says something that is not served, which `systemctl status` should show.
 
 use std::time::{Duration, Instant};
 
@@ -28,6 +33,14 @@ pub fn status_text(bindings: usize, counters: Counters) -> String {
     )
 }
 
+/// What the updates after a refused reload add to the counters.
+pub const REFUSED_NOTE: &str = "last reload refused, see the log";
+
+/// The STATUS= of the `READY=1` that ends a reload: its outcome, then what is served.
+pub fn reload_text(outcome: &str, bindings: usize, counters: Counters) -> String {
+    format!("{outcome}; {}", status_text(bindings, counters))
+}
+
 /// `STOPPING=1`'s last status: the signal and the final counters.
 pub fn stopping_text(signal: &str, counters: Counters) -> String {
     let (grants, denials) = (counters.grants, counters.denials);
@@ -42,6 +55,7 @@ pub struct Status<'a> {
     bindings: usize,
     shown: (u64, u64),
     last: Instant,
+    note: Option<&'static str>,
 }
 
 impl<'a> Status<'a> {
@@ -52,7 +66,18 @@ impl<'a> Status<'a> {
             bindings,
             shown: (0, 0),
             last: Instant::now(),
+            note: None,
         }
+    }
+
+    /// A reload ended at `now`, and said so with `READY=1` and its STATUS= (which showed
+    /// `counters`): later updates count `bindings` (fewer, if it removed some) and, after
+    /// a `refused` one, add [`REFUSED_NOTE`].
+    pub fn reloaded(&mut self, now: Instant, bindings: usize, counters: Counters, refused: bool) {
+        self.bindings = bindings;
+        self.shown = (counters.grants, counters.denials);
+        self.last = now;
+        self.note = refused.then_some(REFUSED_NOTE);
     }
 
     /// When the serve loop should wake to send an update, if one is pending.
@@ -64,7 +89,10 @@ impl<'a> Status<'a> {
     /// Sends the update if one is pending and due at `now`.
     pub fn tick(&mut self, now: Instant, counters: Counters) {
         if self.due(counters).is_some_and(|due| due <= now) {
-            let text = status_text(self.bindings, counters);
+            let mut text = status_text(self.bindings, counters);
+            if let Some(note) = self.note {
+                text = format!("{text}; {note}");
+            }
             self.notifier.status(&text);
             self.shown = (counters.grants, counters.denials);
             self.last = now;
@@ -135,6 +163,40 @@ mod tests {
         assert!(
             received(&systemd).is_empty(),
             "unchanged counters are not resent"
+        );
+    }
+
+    #[test]
+    fn after_a_refused_reload_the_updates_say_so_until_one_is_applied() {
+        let (notifier, systemd) = pair();
+        let mut status = Status::new(&notifier, 2);
+        let start = status.last;
+        let none = Counters::default();
+        notifier.ready(&reload_text("reload refused: x: restart to apply", 2, none));
+        status.reloaded(start, 2, none, true);
+        assert_eq!(
+            status.due(none),
+            None,
+            "the reload's STATUS showed these counters"
+        );
+        let one = Counters {
+            grants: 1,
+            denials: 0,
+        };
+        status.tick(start + STATUS_INTERVAL, one);
+        status.reloaded(start + STATUS_INTERVAL, 1, one, false);
+        let two = Counters {
+            grants: 2,
+            denials: 0,
+        };
+        status.tick(start + STATUS_INTERVAL * 2, two);
+        assert_eq!(
+            received(&systemd),
+            [
+                "READY=1\nSTATUS=reload refused: x: restart to apply; serving 2 bindings: 0 grants, 0 denials",
+                "STATUS=serving 2 bindings: 1 grants, 0 denials; last reload refused, see the log",
+                "STATUS=serving 1 binding: 2 grants, 0 denials",
+            ]
         );
     }
 

@@ -277,3 +277,18 @@ pub fn int_sockopt(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int) ->
     })?;
     Ok(value)
 }
+
+/// CLOCK_MONOTONIC now, in microseconds: sd_notify(3)'s MONOTONIC_USEC= of `RELOADING=1`.
+pub fn monotonic_usec() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into `now`, which lives for the call; the
+    // monotonic clock exists on every Linux (the vDSO usually answers without a system call).
+    let ret = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    if ret != 0 {
+        return 0;
+    }
+    now.tv_sec as u64 * 1_000_000 + now.tv_nsec as u64 / 1_000
+}

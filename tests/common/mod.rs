@@ -26,7 +26,9 @@
 //! * `reports.rs`: what the clients report ([`Probe`], [`FdInfo`], [`Grants`]);
 //! * `http.rs`: HTTP requests to the servers the tests start;
 //! * `bindings.rs`: the bindings many tests configure ([`HTTP_BINDING`]...);
-//! * `kernel.rs`: what the running kernel offers ([`kernel_landlock_abi`]).
+//! * `kernel.rs`: what the running kernel offers ([`kernel_landlock_abi`]);
+//! * `fake_systemd.rs`: systemd's end of `NOTIFY_SOCKET` ([`fake_systemd::FakeSystemd`]);
+//! * `reload.rs`: one SIGHUP and its audit lines ([`reload::reload`]).
 
 // Each integration test crate uses a different subset of the harness.
 #![allow(dead_code)]
@@ -37,6 +39,7 @@ pub mod container;
 mod daemon;
 mod event;
 pub mod exec_pair;
+pub mod fake_systemd;
 pub mod holder;
 mod http;
 mod kernel;
@@ -45,6 +48,7 @@ pub mod load;
 mod netns;
 mod process;
 mod procfs;
+pub mod reload;
 mod reports;
 pub mod shim;
 pub mod sockopts;

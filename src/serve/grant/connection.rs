@@ -5,36 +5,26 @@
 //! other connection is closed at once. The daemon never reads from a
 //! client, so a client can neither stall it nor feed it input.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::Instant;
 
 use nix::errno::Errno;
 use nix::sys::socket::{Shutdown, shutdown};
 
-use crate::config::{Binding, ids};
+use crate::config::ids;
 use crate::serve::audit::Line;
 use crate::serve::grant::access;
 use crate::serve::grant::answer;
 use crate::serve::grant::events::Events;
 use crate::serve::grant::peer::{Peer, Process};
 use crate::serve::grant::ratelimit::RateLimiter;
+use crate::serve::grant::served::Served;
 use crate::serve::grant::suppressed::{Key, Kind, Report};
 use crate::serve::grant::unread::Unread;
-use crate::serve::setup::endpoint::Endpoint;
 use crate::serve::status::Counters;
 
 /// The reason sent when the kernel refuses to pass descriptors (ETOOMANYREFS).
 const TOO_MANY_IN_FLIGHT: &str = "temporarily unable to pass sockets: too many earlier grants are still unread by their clients; retry shortly";
-
-/// One binding as served: its configuration, its sockets and its Unix endpoint.
-pub struct Served<'a> {
-    /// The binding.
-    pub binding: &'a Binding,
-    /// Its bound sockets, in configuration order.
-    pub fds: Vec<RawFd>,
-    /// Its Unix socket.
-    pub endpoint: &'a Endpoint,
-}
 
 /// What answering a connection updates.
 pub struct Books<'b> {
@@ -49,15 +39,9 @@ pub struct Books<'b> {
 }
 
 /// Answers `conn`, accepted on the Unix socket of `served[index]`, at `now`.
-pub fn answer(
-    served: &[Served<'_>],
-    index: usize,
-    conn: OwnedFd,
-    books: &mut Books<'_>,
-    now: Instant,
-) {
+pub fn answer(served: &[Served], index: usize, conn: OwnedFd, books: &mut Books<'_>, now: Instant) {
     let this = &served[index];
-    let binding = this.binding;
+    let binding = &this.binding;
     // Supplementary groups are read only when the uid and primary gid do not decide.
     let credentials = Peer::credentials(conn.as_fd()).and_then(|mut peer| {
         if !access::admits_by_ids(binding, &peer) {
@@ -160,7 +144,7 @@ pub fn answer(
 
 /// Logs an error of binding `served[index]` unless the rate limiter holds it back.
 pub fn audit_error(
-    served: &[Served<'_>],
+    served: &[Served],
     index: usize,
     limiter: &mut RateLimiter,
     now: Instant,
@@ -179,7 +163,7 @@ pub fn audit_error(
 }
 
 /// Logs one `event=suppressed` line per report.
-pub fn log_reports(reports: Vec<Report>, served: &[Served<'_>]) {
+pub fn log_reports(reports: Vec<Report>, served: &[Served]) {
     for report in reports {
         let name = served
             .get(report.binding())

@@ -7,11 +7,15 @@
 //! spins.
 //!
 //! * [`events`]: the epoll instance and what woke the loop;
+//! * [`served`]: the bindings served, owned for the daemon's lifetime;
 //! * [`connection`]: one connection from accept to audit line;
 //! * [`access`], [`answer`], [`peer`]: the decision, the protocol, who is asking;
 //! * [`unread`]: grants not read yet, and their caps;
 //! * [`ratelimit`], [`suppressed`]: the bounds on audit lines, and the counts of what they
 //!   held back.
+//!
+//! SIGHUP hands the bindings to src/serve/reload/, which changes them in place or removes
+//! some; a removed binding keeps its index, without an endpoint.
 
 pub mod access;
 pub mod answer;
@@ -19,10 +23,11 @@ pub mod connection;
 pub mod events;
 pub mod peer;
 pub mod ratelimit;
+pub mod served;
 pub mod suppressed;
 pub mod unread;
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -30,10 +35,12 @@ use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
 use nix::sys::socket::{SockFlag, accept4};
 
-pub use connection::Served;
 pub use events::Events;
+pub use served::Served;
 
 use crate::serve::audit::Line;
+use crate::serve::reload::Reloader;
+use crate::serve::setup::endpoint::Endpoints;
 use crate::serve::status::{Counters, Status};
 use connection::Books;
 use events::Token;
@@ -49,7 +56,8 @@ const ACCEPT_BATCH: usize = 64;
 
 /// The serve loop's state.
 pub struct Server<'a> {
-    served: Vec<Served<'a>>,
+    served: Vec<Served>,
+    endpoints: Endpoints<'a>,
     signals: &'a SignalFd,
     events: Events,
     limiter: RateLimiter,
@@ -58,37 +66,50 @@ pub struct Server<'a> {
     /// Bindings whose socket was reported ready during a pause: not watched until it ends.
     paused: Vec<usize>,
     status: Option<Status<'a>>,
+    reloader: Option<Reloader<'a>>,
     /// Grants and denials so far.
     pub counters: Counters,
 }
 
 impl<'a> Server<'a> {
-    /// A server for `served`, woken through `events` (created before the sandbox) by
-    /// `signals` and the bindings' sockets; `fd_limit` is the soft RLIMIT_NOFILE, which
-    /// also bounds the sockets of unread grants.
+    /// A server for `served` and their `endpoints` (by the same index), woken through
+    /// `events` (created before the sandbox) by `signals` and the bindings' Unix sockets;
+    /// `fd_limit` is the soft RLIMIT_NOFILE, which also bounds the sockets of unread grants.
+    /// Dropping it closes them and removes the socket files.
     pub fn new(
-        served: Vec<Served<'a>>,
+        served: Vec<Served>,
+        endpoints: Endpoints<'a>,
         signals: &'a SignalFd,
         events: Events,
         fd_limit: u64,
     ) -> std::io::Result<Server<'a>> {
         events.watch_signals(signals.as_fd())?;
-        for (index, s) in served.iter().enumerate() {
-            events.watch_listener(s.endpoint.listener.as_fd(), index)?;
+        for index in 0..served.len() {
+            if let Some(endpoint) = endpoints.get(index) {
+                events.watch_listener(endpoint.listener.as_fd(), index)?;
+            }
         }
         let fds: Vec<usize> = served.iter().map(|s| s.fds.len()).collect();
         let open = u64::try_from(events.raw_fd()).unwrap_or(0) + 1;
         Ok(Server {
             unread: Unread::new(&fds, fd_limit, open),
             served,
+            endpoints,
             signals,
             events,
             limiter: RateLimiter::new(LIMITS),
             paused_until: None,
             paused: Vec::new(),
             status: None,
+            reloader: None,
             counters: Counters::default(),
         })
+    }
+
+    /// Reloads on SIGHUP with `reloader` (without one, SIGHUP is logged as unchanged).
+    pub fn reload_with(mut self, reloader: Reloader<'a>) -> Server<'a> {
+        self.reloader = Some(reloader);
+        self
     }
 
     /// Keeps systemd's STATUS= up to date with the counters (at most every few seconds).
@@ -156,9 +177,14 @@ impl<'a> Server<'a> {
     }
 
     fn set_accepting(&self, index: usize, accepting: bool) {
-        let listener = self.served[index].endpoint.listener.as_fd();
+        // A binding a reload removed has no listener left to watch.
+        let Some(endpoint) = self.endpoints.get(index) else {
+            return;
+        };
         // Fails only for a descriptor that is not registered, which cannot happen here.
-        let _ = self.events.set_accepting(listener, index, accepting);
+        let _ = self
+            .events
+            .set_accepting(endpoint.listener.as_fd(), index, accepting);
     }
 
     /// Handles one pending signal; `Some` for a stop request.
@@ -168,13 +194,7 @@ impl<'a> Server<'a> {
         };
         match Signal::try_from(info.ssi_signo as i32) {
             Ok(Signal::SIGHUP) => {
-                log::info!(
-                    "{}",
-                    Line::new("reload").field("signal", "SIGHUP").field("result", "ignored").field(
-                        "reason",
-                        "configuration changes take effect on restart; the sockets survive a restart through the systemd fd store"
-                    )
-                );
+                self.reload();
                 Ok(None)
             }
             Ok(signal) => Ok(Some(signal)),
@@ -182,9 +202,31 @@ impl<'a> Server<'a> {
         }
     }
 
+    /// SIGHUP: the configuration read again and applied, or refused (src/serve/reload/).
+    fn reload(&mut self) {
+        let Some(reloader) = &mut self.reloader else {
+            log::info!(
+                "{}",
+                Line::new("reload")
+                    .field("signal", "SIGHUP")
+                    .field("result", "unchanged")
+            );
+            return;
+        };
+        let outcome = reloader.reload(&mut self.served, &mut self.endpoints, self.counters);
+        if let Some(status) = &mut self.status {
+            let bindings = reloader.bindings();
+            status.reloaded(Instant::now(), bindings, self.counters, outcome.refused());
+        }
+    }
+
     fn accept_from(&mut self, index: usize, now: Instant) {
         for _ in 0..ACCEPT_BATCH {
-            let listener = &self.served[index].endpoint.listener;
+            // The listener of a binding removed by a reload in this wake-up is gone.
+            let Some(endpoint) = self.endpoints.get(index) else {
+                return;
+            };
+            let listener = &endpoint.listener;
             match accept4(listener, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK) {
                 Ok(conn) => {
                     let mut books = Books {
@@ -215,9 +257,4 @@ impl<'a> Server<'a> {
             }
         }
     }
-}
-
-/// The raw numbers of `fds`, for sendmsg.
-pub fn raw_fds(fds: &[OwnedFd]) -> Vec<RawFd> {
-    fds.iter().map(AsRawFd::as_raw_fd).collect()
 }

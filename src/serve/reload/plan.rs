@@ -44,7 +44,9 @@ pub enum Step {
 /// Every difference between `old` (served) and `new` (read), in a stable order: the global
 /// settings, then the bindings by name. `buffer_max` gives the sysctl maximum of a buffer
 /// (`net.core.rmem_max` for `receive_buffer`, `wmem_max` for `send_buffer`), beyond which
-/// a buffer needs CAP_NET_ADMIN.
+/// a buffer needs CAP_NET_ADMIN; when it cannot be read (systemd's `ProcSubset=pid` hides
+/// /proc/sys) the change is applied, and the kernel's answer decides: a buffer it caps fails
+/// the step, which puts back what was applied (src/serve/reload/apply.rs).
 pub fn plan(old: &Config, new: &Config, buffer_max: &dyn Fn(&str) -> Option<u64>) -> Vec<Change> {
     let mut changes = Vec::new();
     let refuse = |changes: &mut Vec<Change>, what: String, why: &str| {
@@ -155,7 +157,7 @@ fn refused_binding_changes(
         ("send_buffer", x.send_buffer, y.send_buffer),
     ] {
         let beyond =
-            new.is_some_and(|bytes| buffer_max(field).is_none_or(|max| u64::from(bytes) > max));
+            new.is_some_and(|bytes| buffer_max(field).is_some_and(|max| u64::from(bytes) > max));
         check(
             field,
             old != new && beyond,
@@ -269,6 +271,17 @@ mod tests {
                 "refuse binding `http`: mark: setting SO_MARK needs CAP_NET_ADMIN: restart to apply",
                 "refuse binding `http`: receive_buffer: a buffer beyond the sysctl maximum needs CAP_NET_ADMIN: restart to apply",
             ]
+        );
+    }
+
+    #[test]
+    fn a_buffer_is_tried_when_the_sysctl_maximum_cannot_be_read() {
+        let old = config(HTTP);
+        let new = config(&format!("{HTTP}receive_buffer = 1000000\n"));
+        let hidden = |_: &str| None;
+        assert_eq!(
+            described(&plan(&old, &new, &hidden)),
+            ["apply binding `http`: receive_buffer"]
         );
     }
 

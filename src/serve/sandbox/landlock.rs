@@ -1,9 +1,10 @@
 //! The Landlock half of the sandbox (best effort, by kernel ABI): no filesystem access but
-//! reading files under /etc (passwd and group, for user names in audit lines) and /proc
-//! (the peers' `comm`), removing files in the socket directory (the socket files, at stop)
-//! and, on ABI 9+, connecting to the syslog socket's directory (glibc's reconnect); no TCP
-//! or UDP bind, connect or send (ABI 4+, UDP 10+); no signals or abstract Unix sockets
-//! beyond the sandbox (ABI 6+).
+//! reading files under /etc (passwd and group, for user names in audit lines; the default
+//! configuration) and /proc (the peers' `comm`), under the configuration file's directory
+//! (a reload reads the file again), removing files in the socket directory (the socket files,
+//! at stop and when a reload removes a binding) and, on ABI 9+, connecting to the syslog
+//! socket's directory (glibc's reconnect); no TCP or UDP bind, connect or send (ABI 4+, UDP
+//! 10+); no signals or abstract Unix sockets beyond the sandbox (ABI 6+).
 
 use std::fmt;
 use std::os::fd::{BorrowedFd, OwnedFd};
@@ -65,11 +66,13 @@ pub struct Landlock(RulesetCreated);
 
 impl Landlock {
     /// Builds the ruleset for a daemon whose sockets live in the directory `socket_dir` (the
-    /// descriptor it checked and made them in: never reopened by path) and that logs to the
-    /// syslog socket `syslog`, if any.
+    /// descriptor it checked and made them in: never reopened by path), that logs to the
+    /// syslog socket `syslog`, if any, and reads its configuration again from `config_dir`,
+    /// if any (its file's directory, opened before the drop).
     pub fn prepare(
         socket_dir: BorrowedFd<'_>,
         syslog: Option<&Path>,
+        config_dir: Option<BorrowedFd<'_>>,
     ) -> Result<Landlock, LandlockError> {
         let socket_dir = socket_dir
             .try_clone_to_owned()
@@ -82,6 +85,15 @@ impl Landlock {
             (dir("/proc")?, AccessFs::ReadFile),
             (socket_dir, AccessFs::RemoveFile),
         ];
+        if let Some(config_dir) = config_dir {
+            let config_dir = config_dir
+                .try_clone_to_owned()
+                .map_err(|e| LandlockError::Path {
+                    path: "the configuration's directory".into(),
+                    errno: nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EBADF)),
+                })?;
+            rules.push((config_dir, AccessFs::ReadFile));
+        }
         // glibc reconnects by path after the syslog daemon restarts; a restarted daemon
         // creates a new socket inode in the same directory, so the rule is on the directory
         // (of the target, when /dev/log is a symlink as under journald).

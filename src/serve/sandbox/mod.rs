@@ -7,13 +7,16 @@
 //!
 //! Name lookups are switched to the local files first (`sys::nss_files_only`), so that no
 //! NSS module (sssd, LDAP, systemd-userdb, nscd) runs inside the sandbox with system calls
-//! nobody reviewed.
+//! nobody reviewed: neither for the names in audit lines nor for those a reload resolves.
 
 mod landlock;
 mod seccomp;
 
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
+
+use nix::fcntl::{OFlag, open};
+use nix::sys::stat::Mode;
 
 use crate::config::LogTarget;
 use crate::serve::sys;
@@ -58,13 +61,32 @@ impl Status {
     }
 }
 
+/// The directory of the configuration file `path`, by its real path, for the rule that lets
+/// a reload read the file again: opened before the drop (the run user may not reach it), as
+/// an O_PATH descriptor that grants nothing by itself. `None` if it cannot be opened: a
+/// reload then cannot read the file, and says so.
+pub fn config_dir(path: &Path) -> Option<OwnedFd> {
+    let real = std::fs::canonicalize(path).ok()?;
+    open(
+        real.parent()?,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()
+}
+
 /// Installs the whole sandbox: local-files name lookups and the time zone loaded first,
-/// then Landlock, then seccomp.
-pub fn install(socket_dir: BorrowedFd<'_>, log: LogTarget) -> Result<Status, SandboxError> {
+/// then Landlock (with a read rule on `config_dir`, from [`config_dir`]), then seccomp.
+pub fn install(
+    socket_dir: BorrowedFd<'_>,
+    log: LogTarget,
+    config_dir: Option<&OwnedFd>,
+) -> Result<Status, SandboxError> {
     sys::nss_files_only().map_err(SandboxError::Nss)?;
     sys::tzset();
     let syslog = (log == LogTarget::Syslog).then(|| Path::new(SYSLOG_SOCKET));
-    let landlock = Landlock::prepare(socket_dir, syslog)?;
+    let config_dir = config_dir.map(AsFd::as_fd);
+    let landlock = Landlock::prepare(socket_dir, syslog, config_dir)?;
     let seccomp = Seccomp::prepare()?;
     let (landlock, landlock_abi) = landlock.enforce()?;
     let seccomp = seccomp.enforce()?;

@@ -1,7 +1,7 @@
 //! The seccomp half of the sandbox (x86_64 and aarch64): an allowlist of the system calls
 //! the serve loop, glibc's syslog (including its reconnect after the syslog daemon
-//! restarts), the local-files name lookups, the sd_notify socket and the clean stop need,
-//! several of them narrowed by argument. Anything else kills the process (SECURITY.md says
+//! restarts), the local-files name lookups, the sd_notify socket, a reload and the clean
+//! stop need, several of them narrowed by argument. Anything else kills the process (SECURITY.md says
 //! why kill and not EPERM). Installed with TSYNC, so it covers every thread (there is one).
 //! On other architectures the daemon runs without it and says so in the `event=drop` line.
 
@@ -72,9 +72,69 @@ pub(super) mod filter {
         (nr, Vec::new())
     }
 
+    /// Each (level, option) pair as one alternative for getsockopt or setsockopt.
+    fn options(pairs: &[(libc::c_int, &[libc::c_int])]) -> Vec<Vec<(u8, Op, u64)>> {
+        pairs
+            .iter()
+            .flat_map(|&(level, names)| {
+                names
+                    .iter()
+                    .map(move |&name| vec![(1, Op::Eq, level as u64), (2, Op::Eq, name as u64)])
+            })
+            .collect()
+    }
+
     /// The allowlist. Every entry is used by the serving process; the comment says by what.
     pub fn allowlist() -> Vec<Entry> {
-        let sol_socket = libc::SOL_SOCKET as u64;
+        use libc::{IPPROTO_IP, IPPROTO_IPV6, IPPROTO_TCP, SOL_SOCKET};
+        // What a reload sets on a bound socket (src/serve/options/ with an inherited
+        // socket's rules): SO_REUSEADDR, IP_FREEBIND, keepalive, buffers, the TCP options.
+        // SO_MARK, SO_BINDTODEVICE and the FORCE buffers are set only when the socket's value
+        // differs (a privileged holder changed it): without the capabilities the drop took
+        // the kernel answers EPERM and the reload is refused with the reason, rather than
+        // the process killed.
+        let set_on_bound_sockets: [(libc::c_int, &[libc::c_int]); 3] = [
+            (
+                SOL_SOCKET,
+                &[
+                    libc::SO_REUSEADDR,
+                    libc::SO_KEEPALIVE,
+                    libc::SO_RCVBUF,
+                    libc::SO_SNDBUF,
+                    libc::SO_RCVBUFFORCE,
+                    libc::SO_SNDBUFFORCE,
+                    libc::SO_MARK,
+                    libc::SO_BINDTODEVICE,
+                ],
+            ),
+            (IPPROTO_IP, &[libc::IP_FREEBIND]),
+            (
+                IPPROTO_TCP,
+                &[
+                    libc::TCP_DEFER_ACCEPT,
+                    libc::TCP_FASTOPEN,
+                    libc::TCP_KEEPIDLE,
+                    libc::TCP_KEEPINTVL,
+                    libc::TCP_KEEPCNT,
+                ],
+            ),
+        ];
+        // The peer's credentials (every connection), and what a reload reads back.
+        let read: [(libc::c_int, &[libc::c_int]); 2] = [
+            (
+                SOL_SOCKET,
+                &[
+                    libc::SO_PEERCRED,
+                    libc::SO_PEERGROUPS,
+                    libc::SO_PEERPIDFD,
+                    libc::SO_RCVBUF,
+                    libc::SO_SNDBUF,
+                    libc::SO_MARK,
+                    libc::SO_BINDTODEVICE,
+                ],
+            ),
+            (IPPROTO_IPV6, &[libc::IPV6_V6ONLY]),
+        ];
         #[allow(unused_mut)] // extended below on x86_64 only
         let mut list = vec![
             // The serve loop: wait on its epoll instance (created before the sandbox: no
@@ -94,13 +154,7 @@ pub(super) mod filter {
             (libc::SYS_ioctl, vec![vec![(1, Op::Eq, libc::TIOCOUTQ)]]),
             any(libc::SYS_ppoll),
             any(libc::SYS_accept4),
-            (
-                libc::SYS_getsockopt,
-                [libc::SO_PEERCRED, libc::SO_PEERGROUPS, libc::SO_PEERPIDFD]
-                    .iter()
-                    .map(|&opt| vec![(1, Op::Eq, sol_socket), (2, Op::Eq, opt as u64)])
-                    .collect(),
-            ),
+            (libc::SYS_getsockopt, options(&read)),
             any(libc::SYS_sendmsg), // grants, denials, sd_notify
             // The end of a grant's answer, while the daemon keeps the connection.
             (
@@ -146,11 +200,37 @@ pub(super) mod filter {
             any(libc::SYS_futex),
             any(libc::SYS_getrandom),     // std's HashMap keys
             any(libc::SYS_clock_gettime), // when the vDSO cannot answer
-            // Debug builds of std check that a descriptor is open before closing it.
+            // Debug builds of std check that a descriptor is open before closing it (F_GETFD);
+            // a reload reads and sets O_NONBLOCK on the shared sockets, and no other flag.
             (
                 libc::SYS_fcntl,
-                vec![vec![(1, Op::Eq, libc::F_GETFD as u64)]],
+                vec![
+                    vec![(1, Op::Eq, libc::F_GETFD as u64)],
+                    vec![(1, Op::Eq, libc::F_GETFL as u64)],
+                    vec![
+                        (1, Op::Eq, libc::F_SETFL as u64),
+                        (
+                            2,
+                            Op::MaskedEq(u64::from(!((libc::O_NONBLOCK | libc::O_ACCMODE) as u32))),
+                            0,
+                        ),
+                    ],
+                ],
             ),
+            // A reload: the trust check of the file reads its real path from /proc/self/fd;
+            // a socket file's mode is changed through its /proc/self/fd link, relative to
+            // the working directory and to permission bits only (no setuid, setgid, sticky);
+            // a new backlog is listen(2) again; socket options as above.
+            any(libc::SYS_readlinkat),
+            (
+                libc::SYS_fchmodat,
+                vec![vec![
+                    (0, Op::Eq, u64::from(libc::AT_FDCWD as u32)),
+                    (2, Op::MaskedEq(u64::from(!0o777u32)), 0),
+                ]],
+            ),
+            any(libc::SYS_listen),
+            (libc::SYS_setsockopt, options(&set_on_bound_sockets)),
             // Stop: remove the socket files (Landlock: only in the socket directory).
             (libc::SYS_unlinkat, vec![vec![(2, Op::Eq, 0)]]),
             any(libc::SYS_exit_group),
@@ -175,6 +255,7 @@ pub(super) mod filter {
             any(libc::SYS_poll),       // glibc's poll(3) on x86_64 (aarch64 has only ppoll)
             any(libc::SYS_epoll_wait), // glibc's epoll_wait(3) on x86_64 (aarch64: epoll_pwait)
             any(libc::SYS_unlink),     // std::fs::remove_file on x86_64
+            any(libc::SYS_readlink),   // std::fs::read_link on x86_64 (a reload's trust check)
         ]);
         list
     }

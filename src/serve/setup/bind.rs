@@ -14,8 +14,8 @@ use nix::errno::Errno;
 
 use crate::config::address::{ListenAddr, Proto};
 use crate::config::{Binding, Origin};
+use crate::serve::options::{self, OptionError};
 use crate::serve::setup::listenfds::Inherited;
-use crate::serve::setup::options::{self, OptionError};
 use crate::serve::setup::recover::{self, Audited, RecoverError};
 use crate::serve::setup::socket;
 

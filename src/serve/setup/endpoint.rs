@@ -6,9 +6,10 @@
 //! with AT_SYMLINK_NOFOLLOW, put in listening state, and only then renamed into place as
 //! `<dir>/<name>.sock`, so no client can reach it with the wrong permissions and no
 //! swapped-in link can redirect a privileged chown or chmod. Every step goes through the
-//! directory's descriptor, never its path.
+//! directory's descriptor, never its path. The serve loop owns them from then on; a reload
+//! may remove one (src/serve/reload/).
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 
 use nix::errno::Errno;
@@ -31,15 +32,22 @@ pub struct Endpoint {
     pub listener: OwnedFd,
 }
 
-/// The Unix sockets of all bindings, in the socket directory they were made in. Dropping
-/// it removes their files through the directory's descriptor (never by path: the directory
-/// may have been moved or replaced meanwhile), so no error path and no clean stop leaves a
+impl Endpoint {
+    /// `<name>.sock`, the file's name in the socket directory.
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+}
+
+/// The Unix sockets of all bindings, in the socket directory they were made in, by binding
+/// index (a binding a reload removed keeps its index, without an endpoint). Dropping it
+/// removes their files through the directory's descriptor (never by path: the directory may
+/// have been moved or replaced meanwhile), so no error path and no clean stop leaves a
 /// socket file behind.
 #[derive(Debug)]
 pub struct Endpoints<'a> {
     dir: &'a SocketDir,
-    /// The endpoints, in binding order.
-    pub list: Vec<Endpoint>,
+    list: Vec<Option<Endpoint>>,
 }
 
 impl<'a> Endpoints<'a> {
@@ -51,21 +59,59 @@ impl<'a> Endpoints<'a> {
         }
     }
 
-    /// Creates the endpoint of `binding` (see [`create`]) and keeps it.
+    /// Creates the endpoint of `binding` (see [`create`]) and keeps it, under the next index.
     pub fn create(&mut self, binding: &Binding, owner: Uid) -> Result<(), SockDirError> {
-        self.list.push(create(self.dir, binding, owner)?);
+        self.list.push(Some(create(self.dir, binding, owner)?));
         Ok(())
+    }
+
+    /// How many endpoints were made (removed ones included): the bindings' indexes are below.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Whether no endpoint was made.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// The endpoint of binding `index`, unless a reload removed it.
+    pub fn get(&self, index: usize) -> Option<&Endpoint> {
+        self.list.get(index).and_then(Option::as_ref)
+    }
+
+    /// The socket directory's descriptor, checked at start-up.
+    pub fn dir(&self) -> BorrowedFd<'_> {
+        self.dir.fd()
+    }
+
+    /// Removes the endpoint of binding `index`: its file first, through the directory's
+    /// descriptor (a file already gone is no error), so that a client connecting meanwhile
+    /// finds no file rather than a closed socket, then its Unix socket, which closing also
+    /// takes out of the serve loop's epoll set. The endpoint is gone even when the unlink
+    /// fails (the error is returned, to be logged).
+    pub fn remove(&mut self, index: usize) -> Result<(), Errno> {
+        let Some(endpoint) = self.list.get_mut(index).and_then(Option::take) else {
+            return Ok(());
+        };
+        let removed = unlink(self.dir, &endpoint.file);
+        drop(endpoint);
+        removed
+    }
+}
+
+/// Removes `file` from `dir`; a file already gone is no error.
+fn unlink(dir: &SocketDir, file: &str) -> Result<(), Errno> {
+    match unlinkat(dir.fd(), file, UnlinkatFlags::NoRemoveDir) {
+        Err(Errno::ENOENT) => Ok(()),
+        other => other,
     }
 }
 
 impl Drop for Endpoints<'_> {
     fn drop(&mut self) {
-        for endpoint in &self.list {
-            let _ = unlinkat(
-                self.dir.fd(),
-                endpoint.file.as_str(),
-                UnlinkatFlags::NoRemoveDir,
-            );
+        for endpoint in self.list.iter().flatten() {
+            let _ = unlink(self.dir, &endpoint.file);
         }
     }
 }

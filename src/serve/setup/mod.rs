@@ -4,16 +4,14 @@
 //! [`socket`]), where an address is in use recovering the socket that processes still hold
 //! from a daemon that died with no service manager to keep it ([`recover`], with
 //! [`sockdiag`] or [`procnet`], [`holders`] and [`pinned`]), create the socket directory and
-//! one Unix socket per binding ([`sockdir`], [`endpoint`]), hand the sockets to systemd's fd
-//! store ([`fdstore`]), and finally drop every privilege and read the drop back
-//! ([`privdrop`]).
+//! one Unix socket per binding ([`sockdir`], [`endpoint`]), and finally drop every privilege
+//! and read the drop back ([`privdrop`]). (systemd's fd store is brought in line in between,
+//! by src/serve/fdstore.rs, which a reload uses too.)
 
 pub mod bind;
 pub mod endpoint;
-pub mod fdstore;
 pub mod holders;
 pub mod listenfds;
-pub mod options;
 pub mod pinned;
 pub mod privdrop;
 pub mod procnet;

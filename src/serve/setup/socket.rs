@@ -11,7 +11,7 @@ use nix::sys::socket::{
 use crate::config::address::{ListenAddr, Proto};
 
 /// Creates an unbound socket for `addr`: its family and type, close-on-exec. The binding's
-/// options go on it next (src/serve/setup/options/), then [`bind`].
+/// options go on it next (src/serve/options/), then [`bind`].
 pub fn create(addr: &ListenAddr) -> Result<OwnedFd, Errno> {
     let family = if addr.addr.is_ipv4() {
         AddressFamily::Inet

@@ -5,7 +5,7 @@
 //!   bound and unconnected (UDP), without SO_REUSEPORT, IPv6-only or dual-stack as
 //!   configured ([`ipv6_only`]); the
 //!   binding's other options are then checked or set as on every adopted socket
-//!   (setup/options/);
+//!   (serve/options/);
 //! * whoever holds it is inside the binding's trust domain ([`grants`]: every holder's
 //!   kernel credentials pass the binding's access rules), unless only a privileged process
 //!   could have bound its port ([`is_privileged`]: below net.ipv4.ip_unprivileged_port_start)
@@ -70,7 +70,7 @@ pub fn grants(binding: &Binding, pid: i32, creds: &Credentials) -> Result<(), St
     access::decide(binding, &peer)
 }
 
-/// Whether the binding's socket for `want` is IPv6-only, as setup/options/ makes it: as
+/// Whether the binding's socket for `want` is IPv6-only, as serve/options/ makes it: as
 /// configured (`ipv6_only`) on `[::]` and IPv4-mapped addresses, always on the others.
 pub fn ipv6_only(binding: &Binding, want: &ListenAddr) -> bool {
     binding.options.ipv6_only || want.dual_stack_ipv4().is_none()

@@ -1,7 +1,8 @@
 //! systemd's file descriptor store, kept in line with the configuration at start-up (before
-//! the drop): the stored sockets come back through LISTEN_FDS after `systemctl restart`, a
-//! crash or a package upgrade, and src/serve/setup/bind.rs adopts them by name and address, so the
-//! programs holding them keep serving and new grants hand out the same sockets.
+//! the drop) and after a reload that removed a binding: the stored sockets come back through
+//! LISTEN_FDS after `systemctl restart`, a crash or a package upgrade, and
+//! src/serve/setup/bind.rs adopts them by name and address, so the programs holding them keep
+//! serving and new grants hand out the same sockets.
 
 use std::collections::BTreeSet;
 use std::os::fd::{AsRawFd, RawFd};
@@ -37,9 +38,7 @@ pub fn sync(
         .map(|(inherited, _)| inherited.name.as_str())
         .filter(|name| fdname_is_valid(name))
         .collect();
-    for name in &removed {
-        notifier.send(&format!("FDSTOREREMOVE=1\nFDNAME={name}"), &[]);
-    }
+    send_removals(notifier, &removed);
     let mut stored = Vec::new();
     let mut fds = 0;
     for (binding, sockets) in bindings.iter().zip(bound) {
@@ -65,6 +64,39 @@ pub fn sync(
         line = line.field("removed", names.join(","));
     }
     log::info!("{line}");
+}
+
+/// Drops the stored sockets of `names`, bindings a reload removed (`FDSTOREREMOVE=1`), and
+/// logs one `event=fdstore fds=0 removed=…` line when it sent anything; does nothing without
+/// a service manager. A name the store does not hold (the sockets of a `.socket` unit) is
+/// ignored by systemd.
+pub fn remove(notifier: &Notifier, names: &[&str]) {
+    if !notifier.is_enabled() {
+        return;
+    }
+    let removed: BTreeSet<&str> = names
+        .iter()
+        .copied()
+        .filter(|name| fdname_is_valid(name))
+        .collect();
+    if removed.is_empty() {
+        return;
+    }
+    send_removals(notifier, &removed);
+    let names: Vec<&str> = removed.into_iter().collect();
+    log::info!(
+        "{}",
+        Line::new("fdstore")
+            .field("fds", 0)
+            .field("removed", names.join(","))
+    );
+}
+
+/// One `FDSTOREREMOVE=1` per name, each already checked by [`fdname_is_valid`].
+fn send_removals(notifier: &Notifier, names: &BTreeSet<&str>) {
+    for name in names {
+        notifier.send(&format!("FDSTOREREMOVE=1\nFDNAME={name}"), &[]);
+    }
 }
 
 /// Whether systemd accepts `name` as an FDNAME: 1 to 255 printable ASCII characters other
@@ -214,6 +246,20 @@ mod tests {
         let (notifier, systemd) = pair();
         sync(&notifier, &[], &[], &[inherited("x\nREADY=1")]);
         assert!(received(&systemd).is_empty());
+    }
+
+    #[test]
+    fn a_reload_removes_the_names_of_removed_bindings() {
+        let (notifier, systemd) = pair();
+        remove(&notifier, &["dns", "x\nREADY=1", "alt"]);
+        assert_eq!(
+            received(&systemd),
+            [
+                ("FDSTOREREMOVE=1\nFDNAME=alt".to_owned(), 0),
+                ("FDSTOREREMOVE=1\nFDNAME=dns".to_owned(), 0),
+            ]
+        );
+        remove(&Notifier::default(), &["dns"]);
     }
 
     #[test]

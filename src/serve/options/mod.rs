@@ -2,6 +2,9 @@
 //! between socket(2) and bind(2), while the daemon still holds its start-up privileges, and
 //! on an inherited one (fd store, socket units) as far as the kernel allows on a socket that
 //! is bound already. What cannot be made to match is an error that says what to change.
+//! Used on both sides of the drop: at start-up, and by a reload (src/serve/reload/), which
+//! brings the bound sockets to a binding's new options as an inherited socket is brought to
+//! them, with no privilege left (what needs one fails with EPERM and is refused).
 //!
 //! Every option the binding sets is applied. An inherited socket is also put back to the
 //! default of each option that has one (blocking, IPv6-only, no free bind, SO_REUSEADDR on

@@ -1,0 +1,86 @@
+//! What the reload tests (tests/reload.rs, tests/reload_refused.rs) share: a configuration the
+//! run user can read (the reload reads it after the drop), one SIGHUP and the audit lines it
+//! produced, and the backlog of a listening socket as `ss` shows it.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::Command;
+
+use nix::sys::signal::Signal;
+
+use super::{Daemon, Event, LOG_TIMEOUT, TestEnv, wait_until};
+
+/// Writes the configuration of [`TestEnv::config`] (globals and `bindings`) with mode 0644,
+/// as the package installs it, so that the daemon can read it again after the drop.
+pub fn readable_config(env: &TestEnv, bindings: &str) -> PathBuf {
+    let path = env.config(bindings);
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    path
+}
+
+/// The `event=reload` lines of `daemon` so far, in order.
+fn reload_lines(daemon: &Daemon) -> Vec<Event> {
+    daemon.events_of("reload")
+}
+
+/// Whether `line` ends a reload: every reload logs exactly one line without `change=` (the
+/// outcome), after the lines of the changes it refused.
+fn is_outcome(line: &Event) -> bool {
+    line.get("change").is_none()
+}
+
+/// Sends SIGHUP to `daemon` and returns every `event=reload` line of this reload, the
+/// outcome last; panics with the daemon's report when it does not come within
+/// [`LOG_TIMEOUT`].
+pub fn reload(daemon: &Daemon) -> Vec<Event> {
+    let before = reload_lines(daemon);
+    let done = before.iter().filter(|l| is_outcome(l)).count();
+    daemon.signal(Signal::SIGHUP);
+    let finished = wait_until(LOG_TIMEOUT, || {
+        reload_lines(daemon)
+            .iter()
+            .filter(|l| is_outcome(l))
+            .count()
+            > done
+    });
+    assert!(
+        finished,
+        "no outcome of the reload within {LOG_TIMEOUT:?}\n{}",
+        daemon.report()
+    );
+    let lines = reload_lines(daemon).split_off(before.len());
+    for line in &lines {
+        let errors = line.format_errors();
+        assert!(errors.is_empty(), "{errors:?} in {:?}", line.line);
+    }
+    lines
+}
+
+/// The outcome line of a reload (see [`reload`]).
+pub fn outcome(lines: &[Event]) -> &Event {
+    lines.last().expect("a reload logs its outcome")
+}
+
+/// The backlog of the TCP socket listening on 127.0.0.1:`port` in the test's network
+/// namespace: the Send-Q column of `ss -ltn` for a listening socket.
+pub fn backlog(port: u16) -> u32 {
+    let out = Command::new("ss")
+        .args(["-Hltn", &format!("sport = :{port}")])
+        .output()
+        .expect("run ss (iproute2)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains(&format!("127.0.0.1:{port}")))
+        .unwrap_or_else(|| panic!("nothing listens on 127.0.0.1:{port}: {text}"));
+    line.split_whitespace()
+        .nth(2)
+        .and_then(|q| q.parse().ok())
+        .unwrap_or_else(|| panic!("no Send-Q in {line:?}"))
+}
+
+/// The permission bits of `path`.
+pub fn mode_of(path: &std::path::Path) -> u32 {
+    fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+}

@@ -1,0 +1,257 @@
+//! Reload refusals: a change that needs a privilege the daemon gave up (a new binding, a new
+//! address, another group, a mark), a file that is invalid, that anyone but root could change
+//! or that the run user cannot read, and a step that fails half-way refuse the whole reload. Nothing changes: the old rules stay
+//! in force on the same sockets, no socket file appears, and the log says why, one line per
+//! refused change, each ending in "restart to apply". What is applied is in tests/reload.rs.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use common::reload::{backlog, mode_of, outcome, readable_config, reload};
+use common::sockopts::read_back;
+use common::*;
+
+/// Anyone may connect (mode 0666), so that the daemon's rules, not the file's mode, decide.
+const HTTP_FOR_ANYONE: &str = r#"
+[binding.http]
+listen = ["127.0.0.1:80"]
+group = "www-data"
+mode = "0666"
+"#;
+
+/// Asserts that `http` still serves as [`HTTP_FOR_ANYONE`] says, on the sockets `granted`:
+/// www-data gets them, daemon (uid 1) is denied.
+fn old_rules_in_force(env: &TestEnv, granted: &[u64]) {
+    let probe = env.probe(WWW_DATA, &env.socket("http"));
+    assert_eq!(probe.assert_granted(1).inodes(), granted);
+    env.probe(DAEMON, &env.socket("http")).assert_denied();
+}
+
+/// The `change=` and `reason=` of each line before the outcome.
+fn refused(lines: &[Event]) -> Vec<(String, String)> {
+    lines[..lines.len() - 1]
+        .iter()
+        .map(|l| {
+            l.assert_fields(&[
+                ("event", "reload"),
+                ("signal", "SIGHUP"),
+                ("result", "refused"),
+            ]);
+            let field = |k| {
+                l.get(k)
+                    .unwrap_or_else(|| panic!("no {k}= in {:?}", l.line))
+            };
+            (field("change").to_owned(), field("reason").to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn a_change_that_needs_a_privilege_refuses_the_whole_reload() {
+    let env = TestEnv::new();
+    let config = readable_config(&env, HTTP_FOR_ANYONE);
+    let daemon = env.serve(&config);
+    let granted = env
+        .probe(WWW_DATA, &env.socket("http"))
+        .assert_granted(1)
+        .inodes();
+    let files = env.socket_files();
+
+    // A new binding and a mark beside changes that alone would be applied.
+    readable_config(
+        &env,
+        &format!(
+            "{DNS_BINDING}{HTTP_FOR_ANYONE}allow_users = [\"daemon\"]\nbacklog = 8\nmark = 7\n"
+        ),
+    );
+    let lines = reload(&daemon);
+    assert_eq!(
+        refused(&lines),
+        [
+            (
+                "binding `dns`: added".to_owned(),
+                "a new binding binds new sockets, which needs CAP_NET_BIND_SERVICE: restart to apply"
+                    .to_owned()
+            ),
+            (
+                "binding `http`: mark".to_owned(),
+                "setting SO_MARK needs CAP_NET_ADMIN: restart to apply".to_owned()
+            ),
+        ]
+    );
+    outcome(&lines).assert_fields(&[
+        ("result", "refused"),
+        ("refused", "2"),
+        (
+            "reason",
+            "2 changes need a restart: nothing was changed; restart to apply",
+        ),
+    ]);
+    old_rules_in_force(&env, &granted);
+    assert_eq!(backlog(80), 1024);
+    assert_eq!(env.socket_files(), files, "no socket file for `dns`");
+
+    // Another address and another group: both need what the daemon gave up.
+    let moved = HTTP_FOR_ANYONE
+        .replace("127.0.0.1:80", "127.0.0.1:81")
+        .replace("www-data", "nogroup");
+    readable_config(&env, &format!("{moved}allow_users = [\"daemon\"]\n"));
+    let lines = reload(&daemon);
+    let what: Vec<String> = refused(&lines).into_iter().map(|(what, _)| what).collect();
+    assert_eq!(what, ["binding `http`: listen", "binding `http`: group"]);
+    assert!(
+        refused(&lines)
+            .iter()
+            .all(|(_, why)| why.ends_with(": restart to apply"))
+    );
+    old_rules_in_force(&env, &granted);
+    assert_eq!(mode_of(&env.socket("http")), 0o666);
+}
+
+#[test]
+fn an_invalid_file_is_refused_and_the_old_configuration_keeps_serving() {
+    let env = TestEnv::new();
+    let config = readable_config(&env, HTTP_FOR_ANYONE);
+    let daemon = env.serve(&config);
+    let granted = env
+        .probe(WWW_DATA, &env.socket("http"))
+        .assert_granted(1)
+        .inodes();
+    let file = config.display().to_string();
+    for (text, needles) in [
+        (
+            "[binding.http\nlisten = [\"127.0.0.1:80\"]\n",
+            vec![
+                format!("invalid configuration file {file}: "),
+                "line".into(),
+            ],
+        ),
+        (
+            &*format!("{HTTP_FOR_ANYONE}allow_users = [\"daemon\"]\ntypo = 1\n"),
+            vec![
+                format!("invalid configuration file {file}: binding `http`: "),
+                "unknown field `typo`".into(),
+            ],
+        ),
+        (
+            &*format!("{HTTP_FOR_ANYONE}allow_users = [\"no-such-user-pb\"]\n"),
+            vec![
+                format!("invalid configuration ({file}): "),
+                "binding `http`: field `allow_users`".into(),
+            ],
+        ),
+    ] {
+        readable_config(&env, text);
+        let lines = reload(&daemon);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        let line = outcome(&lines);
+        line.assert_fields(&[("signal", "SIGHUP"), ("result", "refused")]);
+        let error = line
+            .get("error")
+            .unwrap_or_else(|| panic!("{:?}", line.line));
+        for needle in &needles {
+            assert!(error.contains(needle.as_str()), "{needle:?} in {error:?}");
+        }
+        old_rules_in_force(&env, &granted);
+    }
+    // A file that anyone but root could change is refused as at start-up.
+    readable_config(
+        &env,
+        &format!("{HTTP_FOR_ANYONE}allow_users = [\"daemon\"]\n"),
+    );
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let lines = reload(&daemon);
+    let error = outcome(&lines).get("error").unwrap();
+    assert!(
+        error.starts_with(&format!(
+            "refusing configuration file {file}: it is writable by its group or by others"
+        )),
+        "{error}"
+    );
+    assert!(error.contains(&format!("`chmod go-w {file}`")), "{error}");
+    old_rules_in_force(&env, &granted);
+    // Fixed again: nothing differs from what is served.
+    readable_config(&env, HTTP_FOR_ANYONE);
+    outcome(&reload(&daemon)).assert_fields(&[("result", "unchanged")]);
+}
+
+#[test]
+fn a_file_the_run_user_cannot_read_is_refused_with_the_fix() {
+    let env = TestEnv::new();
+    // TestEnv::config writes mode 0600, owned by root: the daemon read it as root at start.
+    let config = env.config(HTTP_FOR_ANYONE);
+    let daemon = env.serve(&config);
+    let granted = env
+        .probe(WWW_DATA, &env.socket("http"))
+        .assert_granted(1)
+        .inodes();
+    env.config(&format!("{HTTP_FOR_ANYONE}allow_users = [\"daemon\"]\n"));
+    let lines = reload(&daemon);
+    let line = outcome(&lines);
+    line.assert_fields(&[("result", "refused")]);
+    let error = line.get("error").unwrap();
+    let file = config.display();
+    for needle in [
+        format!("cannot read configuration file {file}"),
+        "the daemon reads it again as its user `nobody`".into(),
+        format!("`chgrp nogroup {file} && chmod 0640 {file}`"),
+        format!("`chmod 0644 {file}`"),
+    ] {
+        assert!(error.contains(&needle), "{needle:?} in {error:?}");
+    }
+    old_rules_in_force(&env, &granted);
+}
+
+#[test]
+fn a_step_that_fails_puts_back_what_was_applied_and_refuses_the_reload() {
+    let env = TestEnv::new();
+    let two = r#"
+[binding.api]
+listen = ["127.0.0.1:8080"]
+group = "www-data"
+
+[binding.web]
+listen = ["127.0.0.1:80"]
+group = "www-data"
+"#;
+    let config = readable_config(&env, two);
+    let daemon = env.serve(&config);
+    // `api`'s backlog and blocking mode can be changed, and come first (bindings are in
+    // name order); `web`'s mode cannot, once its socket file is gone.
+    let changed = r#"
+[binding.api]
+listen = ["127.0.0.1:8080"]
+group = "www-data"
+backlog = 7
+nonblocking = true
+
+[binding.web]
+listen = ["127.0.0.1:80"]
+group = "www-data"
+mode = "0666"
+"#;
+    readable_config(&env, changed);
+    std::fs::remove_file(env.socket("web")).unwrap();
+    let lines = reload(&daemon);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    lines[0].assert_fields(&[("result", "refused"), ("change", "binding `web`: mode")]);
+    let error = lines[0].get("error").unwrap();
+    let web = env.socket("web");
+    assert!(
+        error.contains(&format!("{}", web.display())) && error.contains("No such file"),
+        "{error}"
+    );
+    outcome(&lines).assert_fields(&[
+        ("result", "refused"),
+        (
+            "reason",
+            "binding `web`: mode could not be applied, and the 2 changes applied before it were put back: nothing was changed",
+        ),
+    ]);
+    // `api` is as it was: the backlog and the blocking mode were put back.
+    assert_eq!(backlog(8080), 1024);
+    assert_eq!(read_back(&env, "api", &[])["fds"][0]["nonblocking"], false);
+    assert!(!Path::new(&web).exists());
+}
