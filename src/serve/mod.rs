@@ -8,9 +8,11 @@
 //!   needed;
 //! * [`audit`], [`logger`], [`notify`], [`status`]: the audit lines, where they go, and what
 //!   systemd is told, [`fdstore`], what its fd store holds, and [`options`], the socket
-//!   options, used on both sides of the drop.
+//!   options, used on both sides of the drop;
+//! * [`error`]: why the daemon stopped, and the exit code of each cause.
 
 pub mod audit;
+pub mod error;
 pub mod fdstore;
 pub mod grant;
 pub mod logger;
@@ -30,83 +32,16 @@ use nix::unistd::Uid;
 use crate::config::{Config, ConfigError, LogTarget, Origin, ids};
 use audit::Line;
 use grant::{Served, Server};
-use notify::{Notifier, NotifyError};
+use notify::Notifier;
 use reload::Reloader;
-use sandbox::SandboxError;
-use setup::bind::{self, BindError};
+use setup::bind;
 use setup::endpoint::Endpoints;
-use setup::listenfds::{self, ListenFdsError};
-use setup::privdrop::{self, DropError, VerifyError};
-use setup::sockdir::{self, SockDirError};
+use setup::listenfds;
+use setup::privdrop;
+use setup::sockdir;
 use status::Status;
 
-/// Why `serve` stopped before serving (or while serving).
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    /// The configuration is invalid.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// Start-up set-up failed.
-    #[error(transparent)]
-    Setup(#[from] SetupError),
-    /// The privilege drop failed.
-    #[error(transparent)]
-    Drop(#[from] DropError),
-    /// The privilege drop could not be verified.
-    #[error(transparent)]
-    Verify(#[from] VerifyError),
-    /// The seccomp filter or the Landlock ruleset could not be installed.
-    #[error(transparent)]
-    Sandbox(#[from] SandboxError),
-    /// epoll or the signalfd failed while serving.
-    #[error("serve loop failed: {0}")]
-    Serve(std::io::Error),
-}
-
-/// A start-up step before the drop failed.
-#[derive(Debug, thiserror::Error)]
-pub enum SetupError {
-    /// LISTEN_FDS could not be taken over.
-    #[error("cannot take inherited sockets: {0}")]
-    ListenFds(#[from] ListenFdsError),
-    /// A socket could not be bound or adopted.
-    #[error(transparent)]
-    Bind(#[from] BindError),
-    /// The socket directory or a Unix socket failed.
-    #[error(transparent)]
-    SockDir(#[from] SockDirError),
-    /// `$NOTIFY_SOCKET` is set but cannot be connected to.
-    #[error(transparent)]
-    Notify(#[from] NotifyError),
-    /// Signals or the umask could not be set up.
-    #[error("cannot {0}: {1}")]
-    Process(&'static str, std::io::Error),
-    /// Started without root and as another user than the configured one.
-    #[error(
-        "started as uid {current} without root, but the configuration's user is `{name}` (uid {wanted}): \
-         start as root, or as that user with CAP_NET_BIND_SERVICE and CAP_CHOWN"
-    )]
-    WrongUser {
-        /// The uid we run as.
-        current: Uid,
-        /// The configured user's name.
-        name: String,
-        /// Its uid.
-        wanted: Uid,
-    },
-}
-
-impl ServeError {
-    /// The documented exit code (README, "Exit codes").
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            ServeError::Config(_) => 3,
-            ServeError::Setup(_) => 4,
-            ServeError::Drop(_) | ServeError::Verify(_) | ServeError::Sandbox(_) => 5,
-            ServeError::Serve(_) => 1,
-        }
-    }
-}
+pub use error::{ServeError, SetupError};
 
 /// Runs the daemon: `load` is called after the process is sanitised, and again on every
 /// SIGHUP (src/serve/reload/), then as the run user inside the sandbox.
@@ -194,6 +129,10 @@ pub fn run(load: impl Fn() -> Result<Config, ConfigError>) -> Result<(), ServeEr
     let events = grant::Events::new()
         .map_err(|e| SetupError::Process("create the serve loop's epoll instance", e))?;
 
+    // What is open now stays open while serving (the unread-grant caps leave room for it).
+    let fds_open =
+        open_descriptors().unwrap_or_else(|| u64::try_from(events.raw_fd()).unwrap_or(0) + 1);
+
     // 6 and 7. Drop, then prove it. A failure is logged and ends the daemon before it serves.
     let dropped = privdrop::drop_privileges(run_as, config.user_gid)
         .inspect_err(|e| log_failed_drop("failed", e))?;
@@ -214,7 +153,7 @@ pub fn run(load: impl Fn() -> Result<Config, ConfigError>) -> Result<(), ServeEr
         .zip(bound)
         .map(|(binding, sockets)| Served::new(binding.clone(), sockets.fds))
         .collect();
-    let mut server = Server::new(served, endpoints, &signals, events, fd_limit)
+    let mut server = Server::new(served, endpoints, &signals, events, fd_limit, fds_open)
         .map_err(ServeError::Serve)?
         .report_status(Status::new(&notifier, bindings))
         .reload_with(Reloader::new(&load, config, &notifier));
@@ -247,6 +186,13 @@ fn log_failed_drop(result: &str, error: &dyn std::error::Error) {
             .field("result", result)
             .field("error", text)
     );
+}
+
+/// How many descriptors this process has open (/proc/self/fd, less the one reading it);
+/// `None` without /proc. Read before the sandbox, which forbids listing directories.
+fn open_descriptors() -> Option<u64> {
+    let entries = std::fs::read_dir("/proc/self/fd").ok()?.count() as u64;
+    Some(entries.saturating_sub(1))
 }
 
 /// Raises the soft RLIMIT_NOFILE to the hard limit and returns the soft limit then in force.

@@ -74,14 +74,16 @@ pub struct Server<'a> {
 impl<'a> Server<'a> {
     /// A server for `served` and their `endpoints` (by the same index), woken through
     /// `events` (created before the sandbox) by `signals` and the bindings' Unix sockets;
-    /// `fd_limit` is the soft RLIMIT_NOFILE, which also bounds the sockets of unread grants.
-    /// Dropping it closes them and removes the socket files.
+    /// `fd_limit` is the soft RLIMIT_NOFILE, which also bounds the sockets of unread grants,
+    /// and `fds_open` the descriptors open when serving starts. Dropping it closes them and
+    /// removes the socket files.
     pub fn new(
         served: Vec<Served>,
         endpoints: Endpoints<'a>,
         signals: &'a SignalFd,
         events: Events,
         fd_limit: u64,
+        fds_open: u64,
     ) -> std::io::Result<Server<'a>> {
         events.watch_signals(signals.as_fd())?;
         for index in 0..served.len() {
@@ -90,9 +92,8 @@ impl<'a> Server<'a> {
             }
         }
         let fds: Vec<usize> = served.iter().map(|s| s.fds.len()).collect();
-        let open = u64::try_from(events.raw_fd()).unwrap_or(0) + 1;
         Ok(Server {
-            unread: Unread::new(&fds, fd_limit, open),
+            unread: Unread::new(&fds, fd_limit, fds_open),
             served,
             endpoints,
             signals,
@@ -124,7 +125,14 @@ impl<'a> Server<'a> {
         let mut ready = 0;
         loop {
             let timeout = self.housekeeping(Instant::now(), ready == 0);
-            ready = self.events.wait(timeout)?;
+            ready = match self.events.wait(timeout) {
+                Ok(ready) => ready,
+                Err(e) => {
+                    // The loop ends: what the rate limiter held back is still reported.
+                    connection::log_reports(self.limiter.drain(), &self.served);
+                    return Err(e.into());
+                }
+            };
             if self.events.signalled() {
                 if let Some(stop) = self.on_signal()? {
                     connection::log_reports(self.limiter.drain(), &self.served);
