@@ -223,6 +223,14 @@ fn recover_in_use(
                         option: Box::new(option),
                     },
                 )?;
+                // The binding's backlog, as for an inherited socket (adopt, below).
+                if u.want.proto == Proto::Tcp {
+                    socket::listen(&fd, binding.backlog).map_err(|errno| BindError::Bind {
+                        binding: binding.name.clone(),
+                        addr: *u.want,
+                        errno,
+                    })?;
+                }
                 slot.fds[u.index] = fd;
                 slot.recovered += 1;
             }
@@ -260,8 +268,10 @@ fn adopt(
             expected: *want,
         });
     }
-    // A socket unit may pass a bound TCP socket that is not listening yet.
-    if want.proto == Proto::Tcp && !socket::is_listening(&inherited.fd) {
+    // A socket unit may pass a bound TCP socket that is not listening yet, and a listening
+    // one has the backlog it was given then: listen(2) sets the binding's either way (on a
+    // listening socket, Linux only updates the backlog).
+    if want.proto == Proto::Tcp {
         socket::listen(&inherited.fd, binding.backlog).map_err(|errno| BindError::Bind {
             binding: binding.name.clone(),
             addr: *want,
