@@ -277,3 +277,30 @@ pub fn int_sockopt(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int) ->
     })?;
     Ok(value)
 }
+
+/// The socket's cookie (SO_COOKIE, Linux 4.12+): a number the kernel gives each socket when it
+/// is first asked, never the same for two sockets until the next boot, and the same through
+/// every descriptor of the socket, in every process. Start-up records the cookies of the
+/// sockets it bound, and recovers only a socket whose cookie it recorded
+/// (src/serve/setup/record/).
+pub fn socket_cookie(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    let mut cookie: u64 = 0;
+    let mut len = size_of::<u64>() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes, the size of `cookie`, which lives for the
+    // call, and stores the length written in `len`.
+    check(unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_COOKIE,
+            (&raw mut cookie).cast(),
+            &mut len,
+        )
+    })?;
+    if len as usize != size_of::<u64>() {
+        return Err(io::Error::other(format!(
+            "SO_COOKIE returned {len} bytes, not 8"
+        )));
+    }
+    Ok(cookie)
+}

@@ -1,11 +1,12 @@
 //! The start-up steps that need the start-up privileges (root, or CAP_NET_BIND_SERVICE and
 //! CAP_CHOWN from the service manager), in the order `serve::run` takes them:
-//! take the inherited sockets ([`listenfds`]), bind or adopt every address ([`bind`], on
-//! [`socket`]), where an address is in use recovering the socket that processes still hold
-//! from a daemon that died with no service manager to keep it ([`recover`], with
-//! [`sockdiag`] or [`procnet`], [`holders`] and [`pinned`]), create the socket directory and
-//! one Unix socket per binding ([`sockdir`], [`endpoint`]), hand the sockets to systemd's fd
-//! store ([`fdstore`]), and finally drop every privilege and read the drop back
+//! take the inherited sockets ([`listenfds`]), open and lock the socket directory
+//! ([`sockdir`]), bind or adopt every address ([`bind`], on [`socket`]), where an address is
+//! in use recovering the socket that processes still hold from a daemon that died with no
+//! service manager to keep it ([`recover`], with [`sockdiag`] or [`procnet`], [`holders`],
+//! [`pinned`] and the [`record`] of the sockets portbinder bound, which a start as root
+//! then writes anew), create one Unix socket per binding ([`endpoint`]), hand the sockets to
+//! systemd's fd store ([`fdstore`]), and finally drop every privilege and read the drop back
 //! ([`privdrop`]).
 
 pub mod bind;
@@ -17,6 +18,7 @@ pub mod options;
 pub mod pinned;
 pub mod privdrop;
 pub mod procnet;
+pub mod record;
 pub mod recover;
 pub mod sockdiag;
 pub mod sockdir;

@@ -10,6 +10,7 @@ use nix::unistd::Uid;
 use super::impossible::Impossible;
 use crate::config::address::ListenAddr;
 use crate::serve::audit::{Spaces, escape_into};
+use crate::serve::setup::record::Unrecorded;
 
 /// The process a message is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,6 +152,19 @@ pub enum RecoverError {
         /// The access decision's reason for it.
         reason: String,
     },
+    /// The socket is exactly the binding's kind, but the record of the sockets portbinder
+    /// bound does not name it for the binding (setup/record/).
+    #[error("not recovering {addr} for binding `{binding}` from {holder}: {why}")]
+    NotBound {
+        /// The binding.
+        binding: String,
+        /// The address.
+        addr: ListenAddr,
+        /// The holder it was taken from.
+        holder: Box<Holder>,
+        /// Why, and the fix.
+        why: Box<Unrecorded>,
+    },
     /// The descriptor cannot be taken here.
     #[error("cannot take the socket of {addr} (binding `{binding}`) from {holder}: {why}")]
     Impossible {
@@ -192,7 +206,8 @@ impl RecoverError {
             | RecoverError::Refused { addr, .. }
             | RecoverError::Foreign { addr, .. }
             | RecoverError::Impossible { addr, .. }
-            | RecoverError::NotTheBindings { addr, .. } => Some(addr),
+            | RecoverError::NotTheBindings { addr, .. }
+            | RecoverError::NotBound { addr, .. } => Some(addr),
         }
     }
 }

@@ -1,14 +1,17 @@
 //! The examination of one socket's holders: each pinned with a pidfd and read through the
 //! pin (its descriptor, its credentials, its name), judged by the rules (rules.rs), and the
-//! socket taken from one of them with pidfd_getfd and checked to be the one looked for.
+//! socket taken from one of them with pidfd_getfd, checked to be the one looked for and one
+//! that portbinder bound (setup/record/).
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use crate::config::Binding;
 use crate::config::address::ListenAddr;
 use crate::serve::audit::Line;
 use crate::serve::setup::holders::{self, Holding};
 use crate::serve::setup::pinned::{Credentials, PinError, Pinned};
+use crate::serve::setup::record::Record;
+use crate::serve::sys;
 
 use super::error::{Holder, RecoverError};
 use super::impossible::Impossible;
@@ -44,12 +47,14 @@ impl Examined {
     }
 }
 
-/// Applies the rules to the holders of one socket and takes it from one of them. `None`
-/// when no holder is left to take it from (they exited or closed it meanwhile).
+/// Applies the rules to the holders of one socket and takes it from one of them, if
+/// `record` says portbinder bound it. `None` when no holder is left to take it from (they
+/// exited or closed it meanwhile).
 pub(super) fn recover_one(
     f: &Found<'_>,
     holdings: &[Holding],
     port_start: u16,
+    record: &Record,
 ) -> Result<Option<(OwnedFd, Audited)>, RecoverError> {
     let impossible = |holder: Holder, why| RecoverError::Impossible {
         binding: f.binding.name.clone(),
@@ -155,6 +160,17 @@ pub(super) fn recover_one(
                     found,
                 });
             }
+        }
+        // Exactly the binding's kind of socket: but one that portbinder bound?
+        let cookie = sys::socket_cookie(fd.as_fd())
+            .map_err(|err| impossible(e.holder(), Impossible::diagnose("getsockopt", err)))?;
+        if let Err(why) = record.admits(&f.binding.name, f.want, cookie) {
+            return Err(RecoverError::NotBound {
+                binding: f.binding.name.clone(),
+                addr: *f.want,
+                holder: Box::new(e.holder()),
+                why: Box::new(why),
+            });
         }
         let line = Line::new("recovered")
             .field("binding", &f.binding.name)

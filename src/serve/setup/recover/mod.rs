@@ -11,6 +11,9 @@
 //! (setup/pinned.rs), the rules are applied (rules.rs: every holder may fetch the binding, or
 //! the port is privileged), and a duplicate is taken with pidfd_getfd(2) and checked by inode
 //! and by what it is (rules.rs).
+//! Last, the duplicate's cookie must be in the record of the sockets portbinder bound, for
+//! that binding and address (setup/record/): another server's socket is never taken,
+//! whoever holds it.
 //! bind.rs then adopts the duplicate as it adopts an inherited socket (its options checked),
 //! and each recovery is an audit line.
 //!
@@ -32,6 +35,8 @@ use std::os::fd::OwnedFd;
 use crate::config::Binding;
 use crate::config::address::{ListenAddr, Proto};
 use crate::serve::setup::holders;
+use crate::serve::setup::record::Record;
+use crate::serve::setup::sockdir::SocketDir;
 use crate::serve::setup::{procnet, sockdiag};
 use examination::Found;
 
@@ -53,12 +58,14 @@ pub struct Recovery {
 }
 
 /// Recovers the socket of each address of `in_use` (whose bind(2) failed with EADDRINUSE)
-/// from the processes that hold it. `ours` are the inodes of the sockets this process holds
-/// itself (inherited ones no binding claimed): an address they take is not recovered. The
-/// socket tables and /proc are read once for all the addresses.
+/// from the processes that hold it, if the record in `socket_dir` says portbinder bound it.
+/// `ours` are the inodes of the sockets this process holds itself (inherited ones no binding
+/// claimed): an address they take is not recovered. The socket tables and /proc are read
+/// once for all the addresses.
 pub fn from_holders(
     in_use: &[(&Binding, &ListenAddr)],
     ours: &BTreeSet<u64>,
+    socket_dir: &SocketDir,
 ) -> Result<Recovery, RecoverError> {
     let mut tables: HashMap<(Proto, bool), Vec<procnet::Entry>> = HashMap::new();
     let mut found = Vec::new();
@@ -96,6 +103,8 @@ pub fn from_holders(
         return Ok(recovery);
     }
     same_pid_namespace()?;
+    // Read first, before anything is done with a holder.
+    let record = Record::read(socket_dir);
     let inodes = found.iter().map(|f| f.inode).collect();
     let scan =
         holders::scan(&inodes, std::process::id() as i32).map_err(|source| RecoverError::Read {
@@ -123,7 +132,7 @@ pub fn from_holders(
         if blind && !rules::is_privileged(f.want.addr.port(), port_start) {
             return Err(unreadable());
         }
-        match examination::recover_one(&f, holdings, port_start)? {
+        match examination::recover_one(&f, holdings, port_start, &record)? {
             Some((fd, line)) => {
                 recovery.sockets[f.slot] = Some(fd);
                 recovery.audit.push(line);
