@@ -304,3 +304,18 @@ pub fn socket_cookie(fd: BorrowedFd<'_>) -> io::Result<u64> {
     }
     Ok(cookie)
 }
+
+/// Whether tasks `a` and `b` (thread ids of this pid namespace) share one descriptor table
+/// (kcmp(2) KCMP_FILES, which needs ptrace read access to both): `Err` when the kernel cannot
+/// tell (built without CONFIG_KCMP, or access refused). Start-up only, to read a thread's
+/// /proc/PID/task/TID/fd only when it is not the table already read; the sandbox forbids it.
+pub fn same_fd_table(a: libc::pid_t, b: libc::pid_t) -> io::Result<bool> {
+    const KCMP_FILES: libc::c_int = 2;
+    // SAFETY: kcmp takes five integers (the last two unused by KCMP_FILES) and reads no
+    // memory of ours.
+    let ret = unsafe { libc::syscall(libc::SYS_kcmp, a, b, KCMP_FILES, 0u64, 0u64) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(ret == 0)
+}
