@@ -5,7 +5,7 @@
 //! A socket's cookie (SO_COOKIE) names it for the whole boot, the same through every
 //! descriptor in every process, never reused. Each start as root, once every binding has its
 //! sockets (bound here, adopted from LISTEN_FDS or recovered) and before the drop, writes
-//! `<socket_dir>/.portbinder.bound` ([`write`]): the boot it was written in, and per socket
+//! `<socket_dir>/.portbinder.bound` ([`write()`]): the boot it was written in, and per socket
 //! its cookie, binding and address. A socket found on a configured address is recovered only
 //! when that record names its cookie for that binding and address ([`Record::admits`]).
 //!
