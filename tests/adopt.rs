@@ -9,6 +9,7 @@ use std::net::{TcpListener, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 
+use common::sockopts::listen_backlog;
 use common::*;
 
 /// The inode of the socket behind `fd` in this process.
@@ -36,6 +37,21 @@ fn inherited_socket_is_granted_as_is() {
     );
     assert!(fd.listening);
     assert_eq!(fd.addr, ("127.0.0.1".to_owned(), 80));
+}
+
+/// An inherited socket that already listens (a socket unit's, or one from the fd store) is
+/// brought to the binding's backlog, as docs/PROTOCOL.md says of every socket handed out.
+#[test]
+fn an_inherited_listening_socket_gets_the_bindings_backlog() {
+    use nix::sys::socket::{Backlog, listen};
+    let env = TestEnv::new();
+    let socket = std::net::TcpListener::bind("127.0.0.1:80").unwrap();
+    listen(&socket, Backlog::new(5).unwrap()).unwrap();
+    assert_eq!(listen_backlog(80), 5);
+    let config = env.config(&http_binding("backlog = 16"));
+    let _daemon = Daemon::spawn(serve_with_listen_fds(&config, &[("http", socket.as_fd())]));
+    env.probe(WWW_DATA, &env.socket("http")).assert_granted(1);
+    assert_eq!(listen_backlog(80), 16);
 }
 
 #[test]

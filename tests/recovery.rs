@@ -2,28 +2,19 @@
 //! apps serve on them under load, the daemon is killed with SIGKILL and started again by
 //! hand. The new daemon recovers the very sockets from the apps that hold them (same inode),
 //! new apps fetch them, and no request fails over the whole run. Also: on which ports a
-//! socket is recovered whoever holds it, and what the audit line says.
+//! socket is recovered when a process outside the binding holds it too, and what the audit
+//! line says.
 
 mod common;
 
 use std::collections::BTreeSet;
-use std::fs;
-use std::net::TcpListener;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use common::load::{Load, http_answered_by};
 use common::shim::socket_inodes;
+use common::sockopts::listen_backlog;
 use common::*;
 use nix::sys::signal::Signal;
-
-/// `http` on 127.0.0.1:8080, a port anyone may bind, for group www-data.
-const HTTP_8080: &str = r#"
-[binding.http]
-listen = ["127.0.0.1:8080"]
-group = "www-data"
-"#;
 
 /// The inodes of the sockets process `pid` holds.
 fn sockets_held_by(pid: u32) -> BTreeSet<u64> {
@@ -158,63 +149,24 @@ fn kill_9_and_a_restart_by_hand_recover_the_udp_socket_with_no_lost_datagram() {
     assert!(ok > 150, "{ok} datagrams answered");
 }
 
-/// On a port at or above net.ipv4.ip_unprivileged_port_start, a socket that only processes
-/// the binding grants hold is recovered: here one that a www-data program bound itself.
-#[test]
-fn an_unprivileged_port_held_only_by_processes_the_binding_grants_is_recovered() {
-    let env = TestEnv::new();
-    let holder = env.hold(WWW_DATA, "tcp", "127.0.0.1", 8080, &[]);
-    let daemon = env.serve(&env.config(HTTP_8080));
-    assert_eq!(probe_inodes(&env, "http"), [holder.held.inode]);
-    daemon
-        .wait_event("recovered", &[("binding", "http")])
-        .assert_fields(&[
-            ("inode", &holder.held.inode.to_string()),
-            ("rule", "granted"),
-            ("pid", &holder.held.pid.to_string()),
-            ("uid", "33"),
-        ]);
-}
-
-/// Below net.ipv4.ip_unprivileged_port_start only a privileged process can bind: such a
-/// socket is recovered when a process the binding grants holds it, even if others outside
-/// the binding hold it too (here root, which passed it on), and the audit line is a warning
-/// that names the rule and counts the holders outside the binding. (Held by no granted
-/// process, it is another server's and is refused: tests/recovery_refusals.rs.)
+/// Below net.ipv4.ip_unprivileged_port_start only a privileged process can bind: a socket
+/// portbinder bound there is recovered when a process the binding grants holds it, even if
+/// others outside the binding hold it too (here a user dropped from `allow_users` since it
+/// fetched the socket), and the audit line is a warning that names the rule and counts the
+/// holders outside the binding. The recovered socket gets the binding's backlog, as an
+/// adopted one does. (Held by no granted process, or not bound by portbinder, it is another
+/// server's and is refused: tests/recovery_refusals.rs, tests/recovery_record.rs.)
 #[test]
 fn a_privileged_port_shared_with_a_holder_outside_the_binding_is_recovered_with_a_warning() {
     let env = TestEnv::new();
-    let listener = TcpListener::bind("127.0.0.1:80").unwrap();
-    let inode = fs::metadata(format!("/proc/self/fd/{}", listener.as_raw_fd()))
-        .unwrap()
-        .ino();
-    // www-data holds the same socket (as an app that got it from a daemon would).
-    let fd = listener.as_raw_fd();
-    let mut cmd = std::process::Command::new("/bin/sleep");
-    cmd.arg("120");
-    // SAFETY: between fork and exec the hook only calls dup2 and fcntl, which are
-    // async-signal-safe, on a descriptor the parent keeps open meanwhile.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(move || {
-            // dup2 onto another number clears FD_CLOEXEC; fd 3 itself needs it by hand.
-            let rc = if fd == 3 {
-                libc::fcntl(3, libc::F_SETFD, 0)
-            } else {
-                libc::dup2(fd, 3)
-            };
-            if rc < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    WWW_DATA.apply(&mut cmd);
-    let member = Proc::spawn(cmd, "sleep as www-data, holding the socket");
-    assert!(wait_until(EXIT_TIMEOUT, || sockets_held_by(member.pid())
-        .contains(&inode)));
+    let allowing = env.config(&http_binding("allow_users = [\"daemon\"]\nmode = \"0666\""));
+    let mut first = env.serve(&allowing);
+    let member = app(&env, WWW_DATA, "serve-http", "http");
+    let _former = app(&env, DAEMON, "serve-http", "http");
+    let inode = probe_inodes(&env, "http")[0];
+    kill_9(&mut first);
 
-    let daemon = env.serve(&env.config(HTTP_BINDING));
+    let daemon = env.serve(&env.config(&http_binding("mode = \"0666\"\nbacklog = 64")));
     assert_eq!(probe_inodes(&env, "http"), [inode]);
     let line = daemon.wait_event("recovered", &[("binding", "http")]);
     line.assert_fields(&[
@@ -225,4 +177,5 @@ fn a_privileged_port_shared_with_a_holder_outside_the_binding_is_recovered_with_
         ("uid", "33"),
     ]);
     assert_eq!(line.severity, "warning", "{}", line.line);
+    assert_eq!(listen_backlog(80), 64);
 }

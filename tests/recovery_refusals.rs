@@ -30,16 +30,18 @@ fn in_use_hint(port: u16) -> String {
     format!("`ss -lntup 'sport = :{port}'` shows its owner")
 }
 
-/// Asserts a refused start: exit 4, the needles and the hint, and the socket files as they
-/// were (the refusal comes before the socket directory is touched).
+/// Asserts a refused start: exit 4, the needles and the hint, and the socket files and the
+/// record of the sockets bound as they were (the refusal comes before either is written).
 fn assert_refused(env: &TestEnv, config: &Path, port: u16, needles: &[&str]) -> Outcome {
-    let before = env.socket_files();
+    let record = || std::fs::read(env.socket_dir().join(".portbinder.bound")).ok();
+    let (before, recorded) = (env.socket_files(), record());
     let outcome = serve_expect_failure(config);
     let hint = in_use_hint(port);
     let mut all = needles.to_vec();
     all.push(&hint);
     outcome.assert_error(4, &all);
     assert_eq!(env.socket_files(), before);
+    assert_eq!(record(), recorded, "a refused start rewrote the record");
     outcome
 }
 

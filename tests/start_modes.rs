@@ -203,13 +203,17 @@ fn a_link_planted_in_the_socket_directory_is_replaced_never_followed() {
         "the link was replaced by the socket"
     );
     env.probe(WWW_DATA, &env.socket("http")).assert_granted(1);
-    // No staging directory is left behind: the socket and the daemon's lock file.
+    // No staging directory is left behind: the socket, the daemon's lock file and its record
+    // of the sockets it bound.
     let mut names: Vec<_> = fs::read_dir(env.socket_dir())
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
     names.sort();
-    assert_eq!(names, [".portbinder.lock", "http.sock"]);
+    assert_eq!(
+        names,
+        [".portbinder.bound", ".portbinder.lock", "http.sock"]
+    );
 }
 
 #[test]
@@ -237,10 +241,11 @@ group = "www-data"
         .collect();
     names.sort();
     // The (empty, 0600) lock file stays by design: removing it would race with the next
-    // daemon taking it.
+    // daemon taking it; so does the record of the sockets bound, written before the sockets'
+    // files (it names sockets that are closed now, which no one can bind again).
     assert_eq!(
         names,
-        [".portbinder.lock", "b.sock"],
+        [".portbinder.bound", ".portbinder.lock", "b.sock"],
         "a.sock and the staging directories are gone"
     );
 }

@@ -24,12 +24,14 @@ pub mod setup;
 pub mod status;
 mod sys;
 
+use std::os::fd::{AsFd, BorrowedFd};
+
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::stat::{Mode, umask};
 use nix::unistd::Uid;
 
-use crate::config::{Config, ConfigError, LogTarget, Origin, ids};
+use crate::config::{self, Config, ConfigError, LogTarget, Origin, ids};
 use audit::Line;
 use grant::{Served, Server};
 use notify::Notifier;
@@ -38,6 +40,7 @@ use setup::bind;
 use setup::endpoint::Endpoints;
 use setup::listenfds;
 use setup::privdrop;
+use setup::record;
 use setup::sockdir;
 use status::Status;
 
@@ -83,21 +86,29 @@ pub fn run(load: impl Fn() -> Result<Config, ConfigError>) -> Result<(), ServeEr
         .into());
     }
 
-    // 3. Bind (the one step that needs CAP_NET_BIND_SERVICE), adopting inherited sockets,
+    // 3. The socket directory, opened and locked first: one daemon at a time binds,
+    //    recovers and records the sockets of a directory.
+    let socket_dir = sockdir::prepare_dir(&config.socket_dir, run_as, config.user_gid)
+        .map_err(SetupError::from)?;
+    //    Bind (the one step that needs CAP_NET_BIND_SERVICE), adopting inherited sockets,
     //    with each binding's socket options set before bind(2) (SO_MARK and buffers beyond
     //    the sysctl maximum need CAP_NET_ADMIN, which only a root start has). An address in
     //    use gets the socket that processes still hold, a killed daemon's, if the rules of
-    //    setup/recover/ allow (pidfd_getfd needs CAP_SYS_PTRACE).
+    //    setup/recover/ allow (pidfd_getfd needs CAP_SYS_PTRACE) and the record of the
+    //    sockets portbinder bound names it; a start as root then records its sockets anew.
     let bind::Bound {
         bindings: bound,
         unused,
         recovered,
-    } = bind::bind_all(&config.bindings, inherited, &config.origin).map_err(SetupError::from)?;
-
-    // 4. The socket directory and the Unix sockets (chown needs root or CAP_CHOWN). From
-    //    here on, `endpoints` removes the socket files on every way out.
-    let socket_dir = sockdir::prepare_dir(&config.socket_dir, run_as, config.user_gid)
+    } = bind::bind_all(&config.bindings, inherited, &config.origin, &socket_dir)
         .map_err(SetupError::from)?;
+    if Uid::effective().is_root() {
+        record::write(&socket_dir, recorded_sockets(&config.bindings, &bound))
+            .map_err(SetupError::from)?;
+    }
+
+    // 4. The Unix sockets (chown needs root or CAP_CHOWN). From here on, `endpoints`
+    //    removes the socket files on every way out.
     let mut endpoints = Endpoints::new(&socket_dir);
     for binding in &config.bindings {
         endpoints
@@ -170,6 +181,20 @@ pub fn run(load: impl Fn() -> Result<Config, ConfigError>) -> Result<(), ServeEr
     );
     drop(server);
     Ok(())
+}
+
+/// Every socket of every binding, as the record of the sockets bound lists them.
+fn recorded_sockets<'a>(
+    bindings: &'a [config::Binding],
+    bound: &'a [bind::BoundSockets],
+) -> impl Iterator<Item = (&'a str, &'a config::address::ListenAddr, BorrowedFd<'a>)> {
+    bindings.iter().zip(bound).flat_map(|(binding, sockets)| {
+        binding
+            .listen
+            .iter()
+            .zip(&sockets.fds)
+            .map(|(addr, fd)| (binding.name.as_str(), addr, fd.as_fd()))
+    })
 }
 
 /// Logs why the daemon stops before serving: the error and its causes, on one line.

@@ -292,3 +292,45 @@ pub fn monotonic_usec() -> u64 {
     }
     now.tv_sec as u64 * 1_000_000 + now.tv_nsec as u64 / 1_000
 }
+
+/// The socket's cookie (SO_COOKIE, Linux 4.12+): a number the kernel gives each socket when it
+/// is first asked, never the same for two sockets until the next boot, and the same through
+/// every descriptor of the socket, in every process. Start-up records the cookies of the
+/// sockets it bound, and recovers only a socket whose cookie it recorded
+/// (src/serve/setup/record/).
+pub fn socket_cookie(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    let mut cookie: u64 = 0;
+    let mut len = size_of::<u64>() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes, the size of `cookie`, which lives for the
+    // call, and stores the length written in `len`.
+    check(unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_COOKIE,
+            (&raw mut cookie).cast(),
+            &mut len,
+        )
+    })?;
+    if len as usize != size_of::<u64>() {
+        return Err(io::Error::other(format!(
+            "SO_COOKIE returned {len} bytes, not 8"
+        )));
+    }
+    Ok(cookie)
+}
+
+/// Whether tasks `a` and `b` (thread ids of this pid namespace) share one descriptor table
+/// (kcmp(2) KCMP_FILES, which needs ptrace read access to both): `Err` when the kernel cannot
+/// tell (built without CONFIG_KCMP, or access refused). Start-up only, to read a thread's
+/// /proc/PID/task/TID/fd only when it is not the table already read; the sandbox forbids it.
+pub fn same_fd_table(a: libc::pid_t, b: libc::pid_t) -> io::Result<bool> {
+    const KCMP_FILES: libc::c_int = 2;
+    // SAFETY: kcmp takes five integers (the last two unused by KCMP_FILES) and reads no
+    // memory of ours.
+    let ret = unsafe { libc::syscall(libc::SYS_kcmp, a, b, KCMP_FILES, 0u64, 0u64) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(ret == 0)
+}

@@ -6,7 +6,8 @@ Run as: /usr/bin/python3 client.py MODE ARGS...  (the Rust harness runs it as an
 Modes:
   probe SOCKET               fetch once, print one JSON line describing what was received:
                              {"pid", "connect_errno", "payload", "reason", "fds": [{"family",
-                             "type", "addr", "listening", "v6only", "cloexec", "inode"}]}
+                             "type", "addr", "listening", "v6only", "cloexec", "inode",
+                             "cookie"}]}
   serve-http SOCKET N        fetch, print "ready", answer N HTTP requests on the first fd
   recv-handle SOCKET N       same, but fetch with multiprocessing.reduction.recv_handle
   udp-echo SOCKET N          fetch a datagram socket, print "ready", echo N datagrams
@@ -34,6 +35,9 @@ HTTP_REPLY = "HTTP/1.0 200 OK\r\n\r\nhello from uid {}\n"
 
 FAMILIES = {socket.AF_INET: "AF_INET", socket.AF_INET6: "AF_INET6", socket.AF_UNIX: "AF_UNIX"}
 TYPES = {socket.SOCK_STREAM: "SOCK_STREAM", socket.SOCK_DGRAM: "SOCK_DGRAM"}
+# SO_COOKIE (asm-generic/socket.h; the socket module has no name for it): a u64 the kernel
+# gives each socket, never the same twice until the next boot.
+SO_COOKIE = 57
 
 
 def bounded(sock):
@@ -94,6 +98,7 @@ def describe_fd(fd):
             v6only = bool(sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY))
         name = sock.getsockname()
         addr = list(name[:2]) if isinstance(name, tuple) else [name, 0]
+        (cookie,) = struct.unpack("Q", sock.getsockopt(socket.SOL_SOCKET, SO_COOKIE, 8))
     return {
         "family": FAMILIES.get(family, str(family)),
         "type": TYPES.get(stype, str(stype)),
@@ -102,6 +107,7 @@ def describe_fd(fd):
         "v6only": v6only,
         "cloexec": cloexec,
         "inode": inode,
+        "cookie": cookie,
     }
 
 

@@ -1,13 +1,16 @@
-//! Processes that bind an address themselves and hold the socket (tests/clients/holder.py):
-//! the other programs a restarted daemon may find on its addresses.
+//! Processes that bind an address themselves and hold the socket (tests/clients/holder.py),
+//! or hold one the test bound ([`share_with`]): the other programs a restarted daemon may find
+//! on its addresses.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use serde::Deserialize;
 
-use super::{EXIT_TIMEOUT, Proc, TestEnv, User};
+use super::{EXIT_TIMEOUT, Proc, TestEnv, User, wait_until};
 
 /// The holder script, written into each test's directory like client.py.
 const HOLDER_PY: &str = include_str!("../clients/holder.py");
@@ -54,4 +57,35 @@ impl TestEnv {
             .unwrap_or_else(|e| panic!("holder.py said {line:?}: {e}\n{}", proc.report()));
         Holder { proc, held }
     }
+}
+
+/// `sleep 120` as `user`, holding the test's socket `fd` as its fd 3 (as a worker holds its
+/// root master's listening socket), once it runs as `user`: returned when its /proc shows it
+/// holding the socket.
+pub fn share_with(user: User, fd: BorrowedFd<'_>) -> Proc {
+    let fd = fd.as_raw_fd();
+    let inode = fs::metadata(format!("/proc/self/fd/{fd}")).unwrap().ino();
+    let mut cmd = Command::new("/bin/sleep");
+    cmd.arg("120");
+    // SAFETY: between fork and exec the hook only calls dup2 and fcntl, which are
+    // async-signal-safe, on a descriptor the parent keeps open meanwhile.
+    unsafe {
+        cmd.pre_exec(move || {
+            // dup2 onto another number clears FD_CLOEXEC; fd 3 itself needs it by hand.
+            let rc = if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, 3)
+            };
+            if rc < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    user.apply(&mut cmd);
+    let holder = Proc::spawn(cmd, &format!("sleep as {}, holding a socket", user.name));
+    let holds = || super::shim::socket_inodes(holder.pid()).contains(&inode);
+    assert!(wait_until(EXIT_TIMEOUT, holds), "{}", holder.report());
+    holder
 }

@@ -37,6 +37,8 @@ pub struct FdInfo {
     pub cloexec: bool,
     /// The socket's inode number.
     pub inode: u64,
+    /// Its SO_COOKIE, unique to it until the next boot.
+    pub cookie: u64,
 }
 
 impl Probe {

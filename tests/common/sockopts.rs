@@ -1,6 +1,6 @@
 //! A binding's socket options as its clients see them: `tests/clients/sockopts.py` run as
 //! www-data reads them back with getsockopt on the granted sockets, and the sysctls they are
-//! judged against.
+//! judged against; and a listening socket's backlog, as `ss` shows it.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -41,4 +41,17 @@ pub fn read_back(env: &TestEnv, binding: &str, extra: &[&str]) -> Value {
 pub fn sysctl(name: &str) -> u64 {
     let path = format!("/proc/sys/{}", name.replace('.', "/"));
     fs::read_to_string(&path).unwrap().trim().parse().unwrap()
+}
+
+/// The backlog of the TCP socket listening on `port` in the test's network namespace: the
+/// `Send-Q` of `ss -Hltn` (for a listening socket, its listen(2) backlog).
+pub fn listen_backlog(port: u16) -> u32 {
+    let out = std::process::Command::new("ss")
+        .args(["-Hltn", &format!("sport = :{port}")])
+        .output()
+        .expect("run ss");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(fields.first(), Some(&"LISTEN"), "ss -Hltn said {text:?}");
+    fields[2].parse().unwrap()
 }

@@ -17,6 +17,7 @@ use crate::config::{Binding, Origin};
 use crate::serve::options::{self, OptionError};
 use crate::serve::setup::listenfds::Inherited;
 use crate::serve::setup::recover::{self, Audited, RecoverError};
+use crate::serve::setup::sockdir::SocketDir;
 use crate::serve::setup::socket;
 
 /// The sockets of one binding, in configuration order.
@@ -112,11 +113,13 @@ struct InUse<'a> {
 
 /// Binds or adopts every address of every binding. Inherited descriptors that match no
 /// configured binding and address are returned as left over, for the caller to log and
-/// close (a binding may have been removed from the configuration).
+/// close (a binding may have been removed from the configuration). Recovery reads the record
+/// of the sockets portbinder bound in `socket_dir`.
 pub fn bind_all(
     bindings: &[Binding],
     inherited: Vec<Inherited>,
     origin: &Origin,
+    socket_dir: &SocketDir,
 ) -> Result<Bound, BindError> {
     let mut pool: Vec<(Inherited, Option<ListenAddr>)> = inherited
         .into_iter()
@@ -171,7 +174,7 @@ pub fn bind_all(
     }
     let recovered = match in_use.is_empty() {
         true => Vec::new(),
-        false => recover_in_use(bindings, &mut all, &in_use, &pool, origin)?,
+        false => recover_in_use(bindings, &mut all, &in_use, &pool, origin, socket_dir)?,
     };
     let left = pool
         .into_iter()
@@ -197,6 +200,7 @@ fn recover_in_use(
     in_use: &[InUse<'_>],
     pool: &[(Inherited, Option<ListenAddr>)],
     origin: &Origin,
+    socket_dir: &SocketDir,
 ) -> Result<Vec<Audited>, BindError> {
     let ours: BTreeSet<u64> = pool
         .iter()
@@ -206,10 +210,11 @@ fn recover_in_use(
         .iter()
         .map(|u| (&bindings[u.binding], u.want))
         .collect();
-    let recovery = recover::from_holders(&asked, &ours).map_err(|e| BindError::Recover {
-        addr: *e.addr().unwrap_or(in_use[0].want),
-        source: Box::new(e),
-    })?;
+    let recovery =
+        recover::from_holders(&asked, &ours, socket_dir).map_err(|e| BindError::Recover {
+            addr: *e.addr().unwrap_or(in_use[0].want),
+            source: Box::new(e),
+        })?;
     for (u, socket) in in_use.iter().zip(recovery.sockets) {
         let binding = &bindings[u.binding];
         let slot = &mut all[u.binding];
@@ -223,6 +228,14 @@ fn recover_in_use(
                         option: Box::new(option),
                     },
                 )?;
+                // The binding's backlog, as for an inherited socket (adopt, below).
+                if u.want.proto == Proto::Tcp {
+                    socket::listen(&fd, binding.backlog).map_err(|errno| BindError::Bind {
+                        binding: binding.name.clone(),
+                        addr: *u.want,
+                        errno,
+                    })?;
+                }
                 slot.fds[u.index] = fd;
                 slot.recovered += 1;
             }
@@ -260,8 +273,10 @@ fn adopt(
             expected: *want,
         });
     }
-    // A socket unit may pass a bound TCP socket that is not listening yet.
-    if want.proto == Proto::Tcp && !socket::is_listening(&inherited.fd) {
+    // A socket unit may pass a bound TCP socket that is not listening yet, and a listening
+    // one has the backlog it was given then: listen(2) sets the binding's either way (on a
+    // listening socket, Linux only updates the backlog).
+    if want.proto == Proto::Tcp {
         socket::listen(&inherited.fd, binding.backlog).map_err(|errno| BindError::Bind {
             binding: binding.name.clone(),
             addr: *want,

@@ -9,6 +9,7 @@
 //! in between, so its pid named no other process while they were read. A descriptor is taken
 //! with pidfd_getfd(2), through the pidfd, never by pid.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -17,6 +18,7 @@ use std::path::PathBuf;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::unistd::{Gid, Uid};
 
+use crate::serve::setup::holders::{self, Tables};
 use crate::serve::sys;
 
 /// A process's identity as the kernel records it in /proc/PID/status (its effective ids,
@@ -91,6 +93,13 @@ impl Pinned {
     /// pinned process if [`Pinned::still_running`] holds afterwards.
     pub fn fd_target(&self, fd: RawFd) -> io::Result<PathBuf> {
         fs::read_link(format!("/proc/{}/fd/{fd}", self.pid))
+    }
+
+    /// What its descriptor tables (its own and its threads') hold of `inodes`, read afresh
+    /// (setup/holders.rs): where a descriptor went when it is no longer at the number first
+    /// seen. Valid for the pinned process if [`Pinned::still_running`] holds afterwards.
+    pub fn tables(&self, inodes: &BTreeSet<u64>) -> Tables {
+        holders::tables(self.pid, inodes)
     }
 
     /// Its effective uid and gid and supplementary groups (/proc/PID/status); valid for the

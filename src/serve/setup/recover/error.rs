@@ -10,6 +10,7 @@ use nix::unistd::Uid;
 use super::impossible::Impossible;
 use crate::config::address::ListenAddr;
 use crate::serve::audit::{Spaces, escape_into};
+use crate::serve::setup::record::Unrecorded;
 
 /// The process a message is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,6 +152,51 @@ pub enum RecoverError {
         /// The access decision's reason for it.
         reason: String,
     },
+    /// A holder's credentials could not be read, so whether the binding grants it is not
+    /// known.
+    #[error(
+        "cannot recover {addr} for binding `{binding}`: the credentials of {holder}, which \
+         holds its socket, cannot be read (/proc/{}/status: {source}), and portbinder recovers a \
+         socket only when it knows who holds it",
+        holder.pid
+    )]
+    Credentials {
+        /// The binding.
+        binding: String,
+        /// The address.
+        addr: ListenAddr,
+        /// The holder.
+        holder: Box<Holder>,
+        /// The cause.
+        source: io::Error,
+    },
+    /// The socket is exactly the binding's kind, but the record of the sockets portbinder
+    /// bound does not name it for the binding (setup/record/).
+    #[error("not recovering {addr} for binding `{binding}` from {holder}: {why}")]
+    NotBound {
+        /// The binding.
+        binding: String,
+        /// The address.
+        addr: ListenAddr,
+        /// The holder it was taken from.
+        holder: Box<Holder>,
+        /// Why, and the fix.
+        why: Box<Unrecorded>,
+    },
+    /// A process not examined came to hold the socket while the holders were examined.
+    #[error(
+        "not recovering {addr} for binding `{binding}`: {holder} came to hold its socket while \
+         its holders were examined (a holder forked, or passed it on), so it was never judged: \
+         start the daemon again"
+    )]
+    Changed {
+        /// The binding.
+        binding: String,
+        /// The address.
+        addr: ListenAddr,
+        /// The new holder.
+        holder: Box<Holder>,
+    },
     /// The descriptor cannot be taken here.
     #[error("cannot take the socket of {addr} (binding `{binding}`) from {holder}: {why}")]
     Impossible {
@@ -192,7 +238,10 @@ impl RecoverError {
             | RecoverError::Refused { addr, .. }
             | RecoverError::Foreign { addr, .. }
             | RecoverError::Impossible { addr, .. }
-            | RecoverError::NotTheBindings { addr, .. } => Some(addr),
+            | RecoverError::NotTheBindings { addr, .. }
+            | RecoverError::Credentials { addr, .. }
+            | RecoverError::NotBound { addr, .. }
+            | RecoverError::Changed { addr, .. } => Some(addr),
         }
     }
 }

@@ -11,6 +11,10 @@
 //! (setup/pinned.rs), the rules are applied (rules.rs: every holder may fetch the binding, or
 //! the port is privileged), and a duplicate is taken with pidfd_getfd(2) and checked by inode
 //! and by what it is (rules.rs).
+//! Last, the duplicate's cookie must be in the record of the sockets portbinder bound, for
+//! that binding and address (setup/record/): another server's socket is never taken,
+//! whoever holds it. Once every socket is taken, /proc is scanned again: a process that came
+//! to hold one meanwhile, never examined, makes the start fail.
 //! bind.rs then adopts the duplicate as it adopts an inherited socket (its options checked),
 //! and each recovery is an audit line.
 //!
@@ -32,8 +36,10 @@ use std::os::fd::OwnedFd;
 use crate::config::Binding;
 use crate::config::address::{ListenAddr, Proto};
 use crate::serve::setup::holders;
+use crate::serve::setup::record::Record;
+use crate::serve::setup::sockdir::SocketDir;
 use crate::serve::setup::{procnet, sockdiag};
-use examination::Found;
+use examination::{Found, Recovered};
 
 pub use error::{Holder, RecoverError};
 pub use examination::Audited;
@@ -53,12 +59,14 @@ pub struct Recovery {
 }
 
 /// Recovers the socket of each address of `in_use` (whose bind(2) failed with EADDRINUSE)
-/// from the processes that hold it. `ours` are the inodes of the sockets this process holds
-/// itself (inherited ones no binding claimed): an address they take is not recovered. The
-/// socket tables and /proc are read once for all the addresses.
+/// from the processes that hold it, if the record in `socket_dir` says portbinder bound it.
+/// `ours` are the inodes of the sockets this process holds itself (inherited ones no binding
+/// claimed): an address they take is not recovered. The socket tables and /proc are read
+/// once for all the addresses, and /proc once more after every socket is taken.
 pub fn from_holders(
     in_use: &[(&Binding, &ListenAddr)],
     ours: &BTreeSet<u64>,
+    socket_dir: &SocketDir,
 ) -> Result<Recovery, RecoverError> {
     let mut tables: HashMap<(Proto, bool), Vec<procnet::Entry>> = HashMap::new();
     let mut found = Vec::new();
@@ -96,18 +104,23 @@ pub fn from_holders(
         return Ok(recovery);
     }
     same_pid_namespace()?;
+    // Read first, before anything is done with a holder.
+    let record = Record::read(socket_dir);
     let inodes = found.iter().map(|f| f.inode).collect();
-    let scan =
+    let scan_proc = || {
         holders::scan(&inodes, std::process::id() as i32).map_err(|source| RecoverError::Read {
             path: "/proc".to_owned(),
             source,
-        })?;
+        })
+    };
+    let scan = scan_proc()?;
     let port_start = rules::port_start();
     // Processes it cannot look into hide holders from a daemon without CAP_SYS_PTRACE: they
     // may be any other user's. With it, only processes more privileged than the daemon (with
     // capabilities it lacks) or shielded by a security module are out of reach.
     let blind = scan.unreadable > 0 && !rules::can_ptrace();
-    for f in found {
+    let mut taken: Vec<(&Found<'_>, Recovered)> = Vec::new();
+    for f in &found {
         let holdings = scan.holders.get(&f.inode).map_or(&[][..], Vec::as_slice);
         let unreadable = || RecoverError::Unreadable {
             binding: f.binding.name.clone(),
@@ -123,11 +136,8 @@ pub fn from_holders(
         if blind && !rules::is_privileged(f.want.addr.port(), port_start) {
             return Err(unreadable());
         }
-        match examination::recover_one(&f, holdings, port_start)? {
-            Some((fd, line)) => {
-                recovery.sockets[f.slot] = Some(fd);
-                recovery.audit.push(line);
-            }
+        match examination::recover_one(f, holdings, port_start, &record)? {
+            Some(recovered) => taken.push((f, recovered)),
             // Still bound, by processes out of sight: bind(2) would fail, say why here.
             None if table(f.want)
                 .is_ok_and(|t| procnet::matching(&t, f.want).contains(&f.inode)) =>
@@ -144,6 +154,14 @@ pub fn from_holders(
             // Closed meanwhile: bind.rs tries bind(2) again.
             None => {}
         }
+    }
+    if !taken.is_empty() {
+        let pairs: Vec<_> = taken.iter().map(|(f, r)| (*f, r)).collect();
+        examination::unchanged(&pairs, &scan_proc()?)?;
+    }
+    for (f, recovered) in taken {
+        recovery.sockets[f.slot] = Some(recovered.fd);
+        recovery.audit.push(recovered.line);
     }
     Ok(recovery)
 }
