@@ -40,6 +40,13 @@ fn assert_refused(env: &TestEnv, config: &Path, port: u16, needles: &[&str]) -> 
     let mut all = needles.to_vec();
     all.push(&hint);
     outcome.assert_error(4, &all);
+    // The reason is said once, not again as its own cause.
+    assert_eq!(
+        outcome.stderr.matches(needles[0]).count(),
+        1,
+        "{}",
+        outcome.stderr
+    );
     assert_eq!(env.socket_files(), before);
     assert_eq!(record(), recorded, "a refused start rewrote the record");
     outcome

@@ -57,12 +57,12 @@ pub enum BindError {
         option: Box<OptionError>,
     },
     /// An address in use is held by a socket that could not be recovered.
-    #[error("{source}{}", hint(Errno::EADDRINUSE, addr))]
+    #[error("{why}{}", hint(Errno::EADDRINUSE, addr))]
     Recover {
         /// The address it is about (the first one in use, for what concerns them all).
         addr: ListenAddr,
-        /// Why.
-        source: Box<RecoverError>,
+        /// Why (shown in the message itself, so not a `source` printed again as a cause).
+        why: Box<RecoverError>,
     },
     /// An inherited descriptor names a binding but does not match its address's type.
     #[error(
@@ -213,7 +213,7 @@ fn recover_in_use(
     let recovery =
         recover::from_holders(&asked, &ours, socket_dir).map_err(|e| BindError::Recover {
             addr: *e.addr().unwrap_or(in_use[0].want),
-            source: Box::new(e),
+            why: Box::new(e),
         })?;
     for (u, socket) in in_use.iter().zip(recovery.sockets) {
         let binding = &bindings[u.binding];
