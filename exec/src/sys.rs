@@ -1,5 +1,5 @@
 //! The descriptor juggling of `portbinder exec` that neither std nor nix wraps. All of the
-//! caller side's `unsafe` is here (the daemon's is in src/serve/sys.rs), each block with the
+//! caller side's `unsafe` is here (the daemon's is in src/serve/sys/), each block with the
 //! invariant that makes it sound.
 
 use std::io;
