@@ -53,6 +53,9 @@ const PAUSE: Duration = Duration::from_millis(250);
 /// Connections accepted from one socket per wake-up, so one busy binding cannot starve
 /// the others or the signals.
 const ACCEPT_BATCH: usize = 64;
+/// A wait that lasted this long slept until something arrived (one that found events ready
+/// returns in a few microseconds).
+const SLEPT: Duration = Duration::from_micros(20);
 
 /// The serve loop's state.
 pub struct Server<'a> {
@@ -125,6 +128,7 @@ impl<'a> Server<'a> {
         let mut ready = 0;
         loop {
             let timeout = self.housekeeping(Instant::now(), ready == 0);
+            let waited = Instant::now();
             ready = match self.events.wait(timeout) {
                 Ok(ready) => ready,
                 Err(e) => {
@@ -140,6 +144,15 @@ impl<'a> Server<'a> {
                 }
             }
             let now = Instant::now();
+            // A wait that slept was woken by what just arrived, most likely one connection:
+            // accepting one saves the accept4 that would find the queue empty. If more came,
+            // the next wait returns at once (the listener is level-triggered), and then the
+            // batch takes them all.
+            let batch = if now.duration_since(waited) >= SLEPT {
+                1
+            } else {
+                ACCEPT_BATCH
+            };
             for i in 0..ready {
                 match self.events.token(i) {
                     Token::Signals => {}
@@ -147,7 +160,7 @@ impl<'a> Server<'a> {
                         self.set_accepting(index, false);
                         self.paused.push(index);
                     }
-                    Token::Listener(index) => self.accept_from(index, now),
+                    Token::Listener(index) => self.accept_from(index, now, batch),
                     Token::Held(slot) => self.unread.on_event(slot),
                 }
             }
@@ -228,8 +241,9 @@ impl<'a> Server<'a> {
         }
     }
 
-    fn accept_from(&mut self, index: usize, now: Instant) {
-        for _ in 0..ACCEPT_BATCH {
+    /// Accepts and answers up to `batch` connections waiting on binding `index`.
+    fn accept_from(&mut self, index: usize, now: Instant, batch: usize) {
+        for _ in 0..batch {
             // The listener of a binding removed by a reload in this wake-up is gone.
             let Some(endpoint) = self.endpoints.get(index) else {
                 return;
