@@ -9,7 +9,7 @@ use std::process::Command;
 
 use nix::sys::signal::Signal;
 
-use super::{Daemon, Event, LOG_TIMEOUT, TestEnv, wait_until};
+use super::{Daemon, Event, LOG_TIMEOUT, TestEnv, wait_until, zombie_exit};
 
 /// Writes the configuration of [`TestEnv::config`] (globals and `bindings`) with mode 0644,
 /// as the package installs it, so that the daemon can read it again after the drop.
@@ -32,18 +32,24 @@ fn is_outcome(line: &Event) -> bool {
 
 /// Sends SIGHUP to `daemon` and returns every `event=reload` line of this reload, the
 /// outcome last; panics with the daemon's report when it does not come within
-/// [`LOG_TIMEOUT`].
+/// [`LOG_TIMEOUT`], or when the daemon dies first (saying how: a seccomp kill is SIGSYS, 31).
 pub fn reload(daemon: &Daemon) -> Vec<Event> {
     let before = reload_lines(daemon);
     let done = before.iter().filter(|l| is_outcome(l)).count();
     daemon.signal(Signal::SIGHUP);
+    let mut died = None;
     let finished = wait_until(LOG_TIMEOUT, || {
+        died = zombie_exit(daemon.pid());
         reload_lines(daemon)
             .iter()
             .filter(|l| is_outcome(l))
             .count()
             > done
+            || died.is_some()
     });
+    if let Some(how) = died {
+        panic!("the daemon {how} during the reload\n{}", daemon.report());
+    }
     assert!(
         finished,
         "no outcome of the reload within {LOG_TIMEOUT:?}\n{}",
