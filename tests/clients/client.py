@@ -15,6 +15,9 @@ Modes:
   stall SOCKET COUNT SECS    open COUNT connections, never read, print "stalled", sleep SECS
   vanish SOCKET COUNT        COUNT connections closed at once without reading
   comm NAME SOCKET           set own process name to NAME (backslash escapes decoded), then probe
+  set-flags SOCKET FLAGS     fetch, set the file status flags of the first socket (shared with
+                             every holder) to FLAGS, names joined by commas (append, async,
+                             nonblock), print {"flags": F_GETFL after} and exit
 """
 
 import codecs
@@ -221,6 +224,17 @@ def mode_comm(name, path):
     probe(path)
 
 
+def mode_set_flags(path, names):
+    fd = fetch_first(path)
+    bits = {"append": os.O_APPEND, "async": os.O_ASYNC, "nonblock": os.O_NONBLOCK}
+    flags = 0
+    for name in filter(None, names.split(",")):
+        flags |= bits[name]
+    fcntl.fcntl(fd, fcntl.F_SETFL, flags)
+    print(json.dumps({"flags": fcntl.fcntl(fd, fcntl.F_GETFL)}), flush=True)
+    os.close(fd)
+
+
 def main(argv):
     if len(argv) < 3:
         sys.exit(__doc__)
@@ -241,6 +255,8 @@ def main(argv):
         mode_vanish(args[0], int(args[1]))
     elif mode == "comm":
         mode_comm(args[0], args[1])
+    elif mode == "set-flags":
+        mode_set_flags(args[0], args[1])
     else:
         sys.exit("unknown mode: " + mode)
 

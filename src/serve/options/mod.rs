@@ -69,13 +69,30 @@ pub fn apply(
     nonblocking(fd, options.nonblocking)
 }
 
-/// O_NONBLOCK on the open file description, which every holder shares.
+/// The file status flags F_SETFL can change (it ignores the access mode and the creation
+/// flags).
+const SETTABLE: OFlag = OFlag::O_APPEND
+    .union(OFlag::O_ASYNC)
+    .union(OFlag::O_DIRECT)
+    .union(OFlag::O_NOATIME)
+    .union(OFlag::O_NONBLOCK);
+
+/// The status flags of the open file description, which every holder shares: O_NONBLOCK as
+/// the binding says, and no other flag F_SETFL sets. A holder may set O_APPEND or O_ASYNC on
+/// the socket (the kernel takes both, and F_GETFL reports them), and a listening socket has no
+/// use for either: O_APPEND means nothing to a socket, and O_ASYNC would signal the one
+/// process F_SETOWN named, for every holder. They are cleared whenever the flags are written,
+/// and the flags are never written back as read: after the drop the seccomp filter lets
+/// F_SETFL carry O_NONBLOCK alone, and kills the process for any other flag.
 fn nonblocking(fd: &OwnedFd, want: bool) -> Result<(), OptionError> {
     let fail = |e| failed("nonblocking", flag(want), e);
     let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL).map_err(fail)?);
-    let mut wanted = flags;
-    wanted.set(OFlag::O_NONBLOCK, want);
-    if wanted != flags {
+    let wanted = if want {
+        OFlag::O_NONBLOCK
+    } else {
+        OFlag::empty()
+    };
+    if flags & SETTABLE != wanted {
         fcntl(fd, FcntlArg::F_SETFL(wanted)).map_err(fail)?;
     }
     Ok(())
@@ -140,6 +157,18 @@ mod tests {
         assert!(!is_nonblocking(&fd));
         assert!(!getsockopt(&fd, sockopt::KeepAlive).unwrap());
         assert!(!getsockopt(&fd, sockopt::IpFreebind).unwrap());
+    }
+
+    #[test]
+    fn o_append_and_o_async_are_cleared_and_never_written_back() {
+        let want = addr(Proto::Tcp, "127.0.0.1:0");
+        let fd = socket::create(&want).unwrap();
+        socket::bind(&fd, &want, 16).unwrap();
+        let tampered = OFlag::O_APPEND | OFlag::O_ASYNC | OFlag::O_NONBLOCK;
+        fcntl(&fd, FcntlArg::F_SETFL(tampered)).unwrap();
+        apply(&fd, &want, &SocketOptions::default(), Made::Inherited).unwrap();
+        let flags = OFlag::from_bits_retain(fcntl(&fd, FcntlArg::F_GETFL).unwrap());
+        assert_eq!(flags & SETTABLE, OFlag::empty(), "{flags:?}");
     }
 
     #[test]
