@@ -18,6 +18,9 @@ Modes:
   set-flags SOCKET FLAGS     fetch, set the file status flags of the first socket (shared with
                              every holder) to FLAGS, names joined by commas (append, async,
                              nonblock), print {"flags": F_GETFL after} and exit
+  set-option SOCKET NAME N   fetch, set the integer socket option NAME (defer_accept,
+                             keepalive, reuse_address) of the first socket to N, print
+                             {"value": what getsockopt reads back} and exit
 """
 
 import codecs
@@ -235,6 +238,20 @@ def mode_set_flags(path, names):
     os.close(fd)
 
 
+OPTIONS = {
+    "defer_accept": (socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT),
+    "keepalive": (socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+    "reuse_address": (socket.SOL_SOCKET, socket.SO_REUSEADDR),
+}
+
+
+def mode_set_option(path, name, value):
+    level, option = OPTIONS[name]
+    with socket.socket(fileno=fetch_first(path)) as sock:
+        sock.setsockopt(level, option, value)
+        print(json.dumps({"value": sock.getsockopt(level, option)}), flush=True)
+
+
 def main(argv):
     if len(argv) < 3:
         sys.exit(__doc__)
@@ -257,6 +274,8 @@ def main(argv):
         mode_comm(args[0], args[1])
     elif mode == "set-flags":
         mode_set_flags(args[0], args[1])
+    elif mode == "set-option":
+        mode_set_option(args[0], args[1], int(args[2]))
     else:
         sys.exit("unknown mode: " + mode)
 

@@ -66,7 +66,8 @@ pub use self::{
         serve_expect_failure, serve_under,
     },
     bindings::{
-        ANY_ADDRESS_HTTP, DNS_BINDING, DUAL_STACK_HTTP, HTTP_BINDING, OPEN_HTTP, http_binding,
+        ANY_ADDRESS_HTTP, DNS_BINDING, DUAL_STACK_HTTP, HIDE_PROC_SYS, HTTP_BINDING, OPEN_HTTP,
+        http_binding,
     },
     daemon::Daemon,
     event::Event,

@@ -12,10 +12,16 @@
 //! the configuration says and not as a previous configuration or a socket unit left it; the
 //! keepalive timings and buffer sizes, whose defaults are the kernel's sysctls, are left as
 //! they are unless set.
+//!
+//! The options come in two parts, for a reload that must put back what it changed when a
+//! later step fails: [`apply_reversible`] sets those whose earlier value a [`Snapshot`] puts
+//! back exactly, [`apply_lasting`] those it cannot, which a reload sets last. [`apply`] is
+//! both, in that order.
 
 mod error;
 mod fixed;
 mod net_admin;
+mod snapshot;
 mod tcp;
 
 use std::os::fd::OwnedFd;
@@ -27,9 +33,11 @@ use crate::config::SocketOptions;
 use crate::config::address::{ListenAddr, Proto};
 use error::{failed, flag, set};
 use fixed::{device, ipv6_only};
-use net_admin::{Buffer, buffer, mark};
+use net_admin::{buffer, mark};
 
 pub use error::{Made, OptionError};
+pub use net_admin::{Buffer, buffer_max};
+pub use snapshot::Snapshot;
 
 /// Gives `fd`, a socket for `addr`, the options of its binding.
 pub fn apply(
@@ -38,7 +46,20 @@ pub fn apply(
     options: &SocketOptions,
     made: Made,
 ) -> Result<(), OptionError> {
-    let tcp = addr.proto == Proto::Tcp;
+    apply_reversible(fd, addr, options, made)?;
+    apply_lasting(fd, addr, options, made)
+}
+
+/// The options whose earlier value a [`Snapshot`] of the socket puts back exactly:
+/// SO_REUSEADDR, IP_FREEBIND, keepalive on or off, TCP_DEFER_ACCEPT, TCP_FASTOPEN; with the
+/// checks of what a bound socket keeps (IPV6_V6ONLY, the device, the mark), which change
+/// nothing or fail.
+pub fn apply_reversible(
+    fd: &OwnedFd,
+    addr: &ListenAddr,
+    options: &SocketOptions,
+    made: Made,
+) -> Result<(), OptionError> {
     // An inherited socket is put back to the defaults too; a new one has them already.
     let reset = made == Made::Inherited;
     if addr.addr.is_ipv6() {
@@ -57,14 +78,32 @@ pub fn apply(
     }
     device(fd, options.bind_to_device.as_deref(), made)?;
     mark(fd, options.mark, made)?;
+    if addr.proto == Proto::Tcp {
+        tcp::tcp_options(fd, options, reset)?;
+    }
+    Ok(())
+}
+
+/// The options whose earlier state a [`Snapshot`] cannot bring back, which a reload sets
+/// only once every other step has succeeded: the keepalive timings and the buffers, whose
+/// defaults are the kernel's sysctls (a timing that followed its sysctl cannot be made to
+/// follow it again, and SO_RCVBUF or SO_SNDBUF fixes a buffer's size for good: the kernel no
+/// longer tunes it, nor the buffers of the connections accepted), and the status flags
+/// (written with O_NONBLOCK alone, which clears O_APPEND and O_ASYNC: see `nonblocking`).
+pub fn apply_lasting(
+    fd: &OwnedFd,
+    addr: &ListenAddr,
+    options: &SocketOptions,
+    made: Made,
+) -> Result<(), OptionError> {
+    if addr.proto == Proto::Tcp {
+        tcp::keepalive_timings(fd, options)?;
+    }
     if let Some(bytes) = options.receive_buffer {
         buffer(fd, Buffer::Receive, bytes, made)?;
     }
     if let Some(bytes) = options.send_buffer {
         buffer(fd, Buffer::Send, bytes, made)?;
-    }
-    if tcp {
-        tcp::tcp_options(fd, options, reset)?;
     }
     nonblocking(fd, options.nonblocking)
 }

@@ -5,7 +5,9 @@
 use std::os::fd::OwnedFd;
 
 use nix::errno::Errno;
-use nix::sys::socket::{getsockopt, setsockopt, sockopt};
+use nix::sys::socket::{
+    AddressFamily, SockFlag, SockType, getsockopt, setsockopt, socket, sockopt,
+};
 
 use super::error::{Made, NET_ADMIN_FIX, OptionError, failed};
 
@@ -54,6 +56,33 @@ pub enum Buffer {
     Receive,
     /// SO_SNDBUF.
     Send,
+}
+
+/// The largest buffer SO_RCVBUF / SO_SNDBUF can give now (net.core.rmem_max / wmem_max), in
+/// bytes as the configuration counts them: what the kernel gives a scratch Unix socket that
+/// asks for the most. It is the kernel's own answer, so it holds where /proc/sys cannot be read
+/// (systemd's `ProcSubset=pid`) and needs no more of the sandbox than a reload's options and
+/// syslog's reconnection do.
+pub fn buffer_max(which: Buffer) -> Result<u64, Errno> {
+    let scratch = socket(
+        AddressFamily::Unix,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    // The kernel keeps twice what it grants, and grants at most half of i32::MAX.
+    let most = i32::MAX as usize;
+    let kept = match which {
+        Buffer::Receive => {
+            setsockopt(&scratch, sockopt::RcvBuf, &most)?;
+            getsockopt(&scratch, sockopt::RcvBuf)?
+        }
+        Buffer::Send => {
+            setsockopt(&scratch, sockopt::SndBuf, &most)?;
+            getsockopt(&scratch, sockopt::SndBuf)?
+        }
+    };
+    Ok(kept as u64 / 2)
 }
 
 /// SO_RCVBUFFORCE / SO_SNDBUFFORCE (CAP_NET_ADMIN, no limit), else SO_RCVBUF / SO_SNDBUF
