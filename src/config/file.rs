@@ -43,7 +43,7 @@ pub fn read_file(path: &Path, trust: Trust) -> Result<Raw, ConfigError> {
         .open(path)
         .map_err(read)?;
     if let Some(owner) = owner {
-        if let Some((problem, fix)) = untrusted(&file, owner).map_err(read)? {
+        if let Some((problem, fix)) = untrusted(path, &file, owner).map_err(read)? {
             return Err(ConfigError::Untrusted {
                 path: path.to_owned(),
                 problem,
@@ -58,8 +58,10 @@ pub fn read_file(path: &Path, trust: Trust) -> Result<Raw, ConfigError> {
 
 /// What makes the open configuration `file` untrustworthy, and the fix, if anything: its
 /// type, owner or mode, or the owner or mode of a directory on its real path (read from
-/// /proc/self/fd, so the file checked is the file read, whatever symlinks led to it).
-fn untrusted(file: &File, owner: Uid) -> std::io::Result<Option<(String, String)>> {
+/// /proc/self/fd, so the file checked is the file read, whatever symlinks led to it), or of a
+/// directory that holds a symlink on the way from `given`, the path as named (whoever can
+/// change that directory can point the link at another file for the next read).
+fn untrusted(given: &Path, file: &File, owner: Uid) -> std::io::Result<Option<(String, String)>> {
     let trusted = |uid: u32| uid == 0 || uid == owner.as_raw();
     let meta = file.metadata()?;
     let real = trust::real_path(file.as_fd())?;
@@ -69,6 +71,18 @@ fn untrusted(file: &File, owner: Uid) -> std::io::Result<Option<(String, String)
     }
     if let Some(found) = trust::judge(&real, meta.uid(), meta.mode(), &trusted, false) {
         return Ok(Some((format!("it is {}", found.problem), found.fix)));
+    }
+    if let Some(found) = trust::first_untrusted_link(given, &trusted)? {
+        let fix = found.fix.trim_end_matches('`');
+        let real = real.display();
+        return Ok(Some((
+            format!(
+                "the directory {} is {}",
+                found.path.display(),
+                found.problem
+            ),
+            format!("{fix}`, or name the file by its real path {real}"),
+        )));
     }
     let Some(parent) = real.parent() else {
         return Ok(None);

@@ -77,6 +77,69 @@ pub fn first_untrusted_dir(
     Ok(None)
 }
 
+/// The first symbolic link met on the way to `given`, as the kernel resolves it (links in
+/// the links' targets too), that lies in a directory someone other than the `trusted` owners
+/// could change: whoever can change that directory can point the link, and so the path,
+/// at another file. The [`Untrusted`] names the directory; its problem, the link.
+pub fn first_untrusted_link(
+    given: &Path,
+    trusted: &dyn Fn(u32) -> bool,
+) -> std::io::Result<Option<Untrusted>> {
+    /// As the kernel's limit on the links in one lookup (ELOOP).
+    const MAX_LINKS: usize = 40;
+    let given = std::path::absolute(given)?;
+    let mut pending: Vec<PathBuf> = components(&given);
+    // Always a real path: only what is not a link is appended to it.
+    let mut resolved = PathBuf::from("/");
+    let mut links = 0;
+    while let Some(part) = pending.pop() {
+        if part == Path::new("..") {
+            resolved.pop();
+            continue;
+        }
+        let next = resolved.join(&part);
+        if !std::fs::symlink_metadata(&next)?.file_type().is_symlink() {
+            resolved = next;
+            continue;
+        }
+        links += 1;
+        if links > MAX_LINKS {
+            return Err(std::io::Error::from_raw_os_error(libc::ELOOP));
+        }
+        if let Some(mut found) = first_untrusted_dir(&resolved, trusted)? {
+            found.problem = format!(
+                "{}, and it holds the symbolic link {} on the path {}, which could be pointed \
+                 at another file",
+                found.problem,
+                next.display(),
+                given.display()
+            );
+            return Ok(Some(found));
+        }
+        let target = std::fs::read_link(&next)?;
+        if target.is_absolute() {
+            resolved = PathBuf::from("/");
+        }
+        pending.extend(components(&target));
+    }
+    Ok(None)
+}
+
+/// The named parts of `path` (`..` kept, `.` and the root dropped), last first.
+fn components(path: &Path) -> Vec<PathBuf> {
+    use std::path::Component;
+    let mut parts: Vec<PathBuf> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(name) => Some(PathBuf::from(name)),
+            Component::ParentDir => Some(PathBuf::from("..")),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
+        })
+        .collect();
+    parts.reverse();
+    parts
+}
+
 /// The real path behind an open descriptor (its /proc/self/fd link).
 pub fn real_path(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<PathBuf> {
     use std::os::fd::AsRawFd;
@@ -100,6 +163,36 @@ mod tests {
         assert_eq!(other.fix, "`chown root: /x`");
         let group = judge(p, 0, 0o40775, &root_only, true).unwrap();
         assert!(group.problem.contains("mode 0775") && group.fix == "`chmod go-w /x`");
+    }
+
+    #[test]
+    fn a_link_in_a_directory_someone_else_owns_is_found_through_other_links() {
+        let base = std::env::temp_dir().join(format!("pb-trust-{}", std::process::id()));
+        let (theirs, ours) = (base.join("theirs"), base.join("ours"));
+        std::fs::create_dir_all(&theirs).unwrap();
+        std::fs::create_dir_all(&ours).unwrap();
+        std::fs::write(ours.join("file"), "").unwrap();
+        std::os::unix::fs::symlink("../ours/file", theirs.join("link")).unwrap();
+        std::os::unix::fs::symlink(theirs.join("link"), ours.join("via")).unwrap();
+        std::os::unix::fs::symlink("file", ours.join("near")).unwrap();
+        // The tests run as root: `theirs` becomes daemon's (uid 1), the rest stays root's.
+        std::os::unix::fs::chown(&theirs, Some(1), Some(1)).unwrap();
+        let not_daemon = |uid: u32| uid != 1;
+        let found = |given: &str| {
+            first_untrusted_link(&ours.join(given), &not_daemon)
+                .unwrap()
+                .map(|u| (u.path, u.problem))
+        };
+        assert_eq!(found("file"), None);
+        assert_eq!(found("near"), None, "a link in a trusted directory");
+        let (path, problem) = found("via").expect("the link in `theirs`, met through `via`");
+        assert_eq!(path, theirs);
+        assert!(
+            problem.starts_with("owned by uid 1 (daemon), and it holds the symbolic link")
+                && problem.contains(&theirs.join("link").display().to_string()),
+            "{problem}"
+        );
+        std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]
