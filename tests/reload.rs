@@ -260,3 +260,33 @@ fn a_configuration_from_flags_or_an_unchanged_file_reloads_as_unchanged() {
     outcome(&lines).assert_fields(&[("result", "unchanged")]);
     env.probe(WWW_DATA, &env.socket("http")).assert_granted(1);
 }
+
+/// The file named through a symlink (in a directory only root can change), and edited as many
+/// editors and tools save (a new file renamed over the old one: a new inode in the same
+/// directory): the reload resolves the link inside the sandbox, reads the new file and applies
+/// it.
+#[test]
+fn a_file_replaced_by_rename_and_named_through_a_symlink_reloads() {
+    let env = TestEnv::new();
+    let real = readable_config(&env, HTTP_FOR_ANYONE);
+    let link = env.path().join("current.toml");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let daemon = env.serve(&link);
+    env.probe(DAEMON, &env.socket("http")).assert_denied();
+
+    let draft = env.path().join(".portbinder.toml.swp");
+    std::fs::rename(
+        readable_config(
+            &env,
+            &format!("{HTTP_FOR_ANYONE}allow_users = [\"daemon\"]\n"),
+        ),
+        &draft,
+    )
+    .unwrap();
+    readable_config(&env, HTTP_FOR_ANYONE);
+    let old_inode = std::fs::metadata(&real).unwrap().ino();
+    std::fs::rename(&draft, &real).unwrap();
+    assert_ne!(std::fs::metadata(&real).unwrap().ino(), old_inode);
+    outcome(&reload(&daemon)).assert_fields(&[("result", "applied")]);
+    env.probe(DAEMON, &env.socket("http")).assert_granted(1);
+}

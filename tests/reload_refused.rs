@@ -371,3 +371,50 @@ fn a_buffer_beyond_the_maximum_is_refused_with_proc_sys_readable() {
 fn a_buffer_beyond_the_maximum_is_refused_with_proc_sys_hidden_as_under_the_unit() {
     a_buffer_beyond_the_maximum_is_refused_and_the_socket_keeps_its_own(HIDE_PROC_SYS);
 }
+
+/// Removes a file when dropped, so that a failing test leaves nothing in `/`.
+struct Removed(std::path::PathBuf);
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A configuration right in `/`: the sandbox's read rule is on the file itself, not on `/`
+/// (which would open every file the run user may read to the sandboxed daemon). An edit in
+/// place reloads; a file renamed over it is refused with why and the fix.
+#[test]
+fn a_file_in_the_root_directory_is_read_again_only_as_that_very_file() {
+    let env = TestEnv::new();
+    let root_file = Removed(format!("/portbinder-test-{}.toml", std::process::id()).into());
+    let write = |bindings: &str| {
+        let text = std::fs::read_to_string(readable_config(&env, bindings)).unwrap();
+        std::fs::write(&root_file.0, text).unwrap();
+        std::fs::set_permissions(&root_file.0, std::fs::Permissions::from_mode(0o644)).unwrap();
+    };
+    write(HTTP_FOR_ANYONE);
+    let daemon = env.serve(&root_file.0);
+    env.probe(DAEMON, &env.socket("http")).assert_denied();
+
+    // In place: the same inode.
+    write(&format!("{HTTP_FOR_ANYONE}allow_users = [\"daemon\"]\n"));
+    outcome(&reload(&daemon)).assert_fields(&[("result", "applied")]);
+    env.probe(DAEMON, &env.socket("http")).assert_granted(1);
+
+    // Renamed over it: a new inode, which the rule does not cover.
+    let draft = Removed(format!("/portbinder-test-{}.new", std::process::id()).into());
+    std::fs::copy(&root_file.0, &draft.0).unwrap();
+    std::fs::rename(&draft.0, &root_file.0).unwrap();
+    let lines = reload(&daemon);
+    let error = outcome(&lines).get("error").unwrap_or_default().to_owned();
+    outcome(&lines).assert_fields(&[("result", "refused")]);
+    for needle in [
+        "the file is in /, so the sandbox lets the daemon read only the very file it started with",
+        "edit it in place",
+        "move it to /etc/portbinder/ and restart",
+    ] {
+        assert!(error.contains(needle), "{needle:?} in {error:?}");
+    }
+    env.probe(DAEMON, &env.socket("http")).assert_granted(1);
+}
