@@ -1,6 +1,7 @@
-//! What the reload tests (tests/reload.rs, tests/reload_refused.rs) share: a configuration the
-//! run user can read (the reload reads it after the drop), one SIGHUP and the audit lines it
-//! produced, and the backlog of a listening socket as `ss` shows it.
+//! What the reload tests (tests/reload.rs, tests/reload_refused.rs, tests/reload_undo.rs)
+//! share: a configuration the run user can read (the reload reads it after the drop), one
+//! SIGHUP and the audit lines it produced (and the refused changes among them), and the
+//! backlog of a listening socket as `ss` shows it.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -89,4 +90,23 @@ pub fn backlog(port: u16) -> u32 {
 /// The permission bits of `path`.
 pub fn mode_of(path: &std::path::Path) -> u32 {
     fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+/// The `change=` and `reason=` of each line before the outcome.
+pub fn refused(lines: &[Event]) -> Vec<(String, String)> {
+    lines[..lines.len() - 1]
+        .iter()
+        .map(|l| {
+            l.assert_fields(&[
+                ("event", "reload"),
+                ("signal", "SIGHUP"),
+                ("result", "refused"),
+            ]);
+            let field = |k| {
+                l.get(k)
+                    .unwrap_or_else(|| panic!("no {k}= in {:?}", l.line))
+            };
+            (field("change").to_owned(), field("reason").to_owned())
+        })
+        .collect()
 }
