@@ -230,4 +230,34 @@ mod tests {
         assert!(text.contains("fix: set `ipv6_only = true`"), "{text}");
         assert!(text.contains("BindIPv6Only=both"), "{text}");
     }
+
+    #[test]
+    fn a_restored_socket_reads_back_as_it_was_and_not_as_the_defaults() {
+        let want = ListenAddr {
+            proto: Proto::Tcp,
+            addr: "127.0.0.1:0".parse().unwrap(),
+        };
+        let fd = socket::create(&want).unwrap();
+        socket::bind(&fd, &want, 16).unwrap();
+        // A holder's own choices, which no configuration says.
+        tcp::set_int(&fd, "defer_accept", libc::TCP_DEFER_ACCEPT, 7).unwrap();
+        tcp::set_int(&fd, "fast_open", libc::TCP_FASTOPEN, 5).unwrap();
+        let before = Snapshot::take(&fd, &want).unwrap();
+        let changed = SocketOptions {
+            keepalive: true,
+            free_bind: true,
+            defer_accept: Some(1),
+            fast_open: Some(64),
+            ..SocketOptions::default()
+        };
+        apply_reversible(&fd, &want, &changed, Made::Inherited).unwrap();
+        assert_ne!(Snapshot::take(&fd, &want).unwrap(), before);
+        before.restore(&fd, &want).unwrap();
+        assert_eq!(Snapshot::take(&fd, &want).unwrap(), before);
+        let tcp = |name| {
+            crate::serve::sys::int_sockopt(std::os::fd::AsFd::as_fd(&fd), libc::IPPROTO_TCP, name)
+        };
+        assert!(tcp(libc::TCP_DEFER_ACCEPT).unwrap() > 0);
+        assert_eq!(tcp(libc::TCP_FASTOPEN).unwrap(), 5);
+    }
 }

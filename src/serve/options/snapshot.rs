@@ -13,7 +13,7 @@ use super::tcp::set_int;
 use crate::config::address::{ListenAddr, Proto};
 use crate::serve::sys;
 
-/// The options [`super::apply_reversible`] may change on a bound socket, as they were.
+/// The options that `apply_reversible` may change on a bound socket, as they were.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Snapshot {
     reuse_address: bool,
@@ -80,43 +80,5 @@ impl Snapshot {
             }
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::SocketOptions;
-    use crate::serve::options::{Made, apply_reversible};
-    use crate::serve::setup::socket;
-
-    #[test]
-    fn a_restored_socket_reads_back_as_it_was_and_not_as_the_defaults() {
-        let want = ListenAddr {
-            proto: Proto::Tcp,
-            addr: "127.0.0.1:0".parse().unwrap(),
-        };
-        let fd = socket::create(&want).unwrap();
-        socket::bind(&fd, &want, 16).unwrap();
-        // A holder's own choices, which no configuration says.
-        set_int(&fd, "defer_accept", libc::TCP_DEFER_ACCEPT, 7).unwrap();
-        set_int(&fd, "fast_open", libc::TCP_FASTOPEN, 5).unwrap();
-        let before = Snapshot::take(&fd, &want).unwrap();
-        let changed = SocketOptions {
-            keepalive: true,
-            free_bind: true,
-            defer_accept: Some(1),
-            fast_open: Some(64),
-            ..SocketOptions::default()
-        };
-        apply_reversible(&fd, &want, &changed, Made::Inherited).unwrap();
-        assert_ne!(Snapshot::take(&fd, &want).unwrap(), before);
-        before.restore(&fd, &want).unwrap();
-        assert_eq!(Snapshot::take(&fd, &want).unwrap(), before);
-        assert!(
-            before
-                .tcp
-                .is_some_and(|(_, defer, fast)| defer > 0 && fast == 5)
-        );
     }
 }
