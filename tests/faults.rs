@@ -327,9 +327,10 @@ fn config_behind_a_symlink_is_judged_where_it_really_lies() {
 }
 
 /// A symlink on the path as given, in a directory someone else owns, could be pointed at
-/// another file before the next read (a reload, a restart): refused even though the file it
-/// leads to now is root's, in root's directories. The same link in a directory only root can
-/// change is followed.
+/// another file (or replaced by one) before the next read, a reload or a restart: refused even
+/// though the file it leads to now is root's, in root's directories, since every directory the
+/// path is looked up in is judged. The same link in a directory only root can change is
+/// followed.
 #[test]
 fn a_symlink_in_a_directory_someone_else_owns_is_refused_wherever_it_leads() {
     let env = TestEnv::new();
@@ -344,8 +345,7 @@ fn a_symlink_in_a_directory_someone_else_owns_is_refused_wherever_it_leads() {
         &link,
         &[
             &format!(
-                "the directory {} is owned by uid 33 (www-data), and it holds the symbolic \
-                 link {}",
+                "{} is owned by uid 33 (www-data), and the path {} is looked up in it",
                 theirs.display(),
                 link.display()
             ),

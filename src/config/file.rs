@@ -59,8 +59,8 @@ pub fn read_file(path: &Path, trust: Trust) -> Result<Raw, ConfigError> {
 /// What makes the open configuration `file` untrustworthy, and the fix, if anything: its
 /// type, owner or mode, or the owner or mode of a directory on its real path (read from
 /// /proc/self/fd, so the file checked is the file read, whatever symlinks led to it), or of a
-/// directory that holds a symlink on the way from `given`, the path as named (whoever can
-/// change that directory can point the link at another file for the next read).
+/// directory that `given`, the path as named, is looked up in on the way (whoever can change
+/// one could put another file or link there for the next read).
 fn untrusted(given: &Path, file: &File, owner: Uid) -> std::io::Result<Option<(String, String)>> {
     let trusted = |uid: u32| uid == 0 || uid == owner.as_raw();
     let meta = file.metadata()?;
@@ -72,32 +72,32 @@ fn untrusted(given: &Path, file: &File, owner: Uid) -> std::io::Result<Option<(S
     if let Some(found) = trust::judge(&real, meta.uid(), meta.mode(), &trusted, false) {
         return Ok(Some((format!("it is {}", found.problem), found.fix)));
     }
-    if let Some(found) = trust::first_untrusted_link(given, &trusted)? {
-        let fix = found.fix.trim_end_matches('`');
-        let real = real.display();
-        return Ok(Some((
-            format!(
-                "the directory {} is {}",
-                found.path.display(),
-                found.problem
-            ),
-            format!("{fix}`, or name the file by its real path {real}"),
-        )));
+    if let Some(parent) = real.parent() {
+        if let Some(found) = trust::first_untrusted_dir(parent, &trusted)? {
+            let dir = found.path.display();
+            let fix = found.fix.trim_end_matches('`');
+            return Ok(Some((
+                format!(
+                    "the directory {dir} on its path is {}, so the file could be replaced",
+                    found.problem
+                ),
+                format!("{fix}`, or move the file"),
+            )));
+        }
     }
-    let Some(parent) = real.parent() else {
+    // The path as given: the directories it is looked up in, links included.
+    let Some(found) = trust::first_untrusted_on_the_way(given, &trusted)? else {
         return Ok(None);
     };
-    Ok(trust::first_untrusted_dir(parent, &trusted)?.map(|found| {
-        let dir = found.path.display();
-        let fix = found.fix.trim_end_matches('`');
-        (
-            format!(
-                "the directory {dir} on its path is {}, so the file could be replaced",
-                found.problem
-            ),
-            format!("{fix}`, or move the file"),
-        )
-    }))
+    let fix = found.fix.trim_end_matches('`');
+    let shown = found.path.display();
+    Ok(Some((
+        format!("{shown} is {}", found.problem),
+        format!(
+            "{fix}`, or name the file by its real path {}",
+            real.display()
+        ),
+    )))
 }
 
 /// Parses configuration text read from `path` (no validation yet).
