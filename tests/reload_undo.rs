@@ -124,3 +124,89 @@ fn a_buffer_beyond_the_maximum_is_refused_with_proc_sys_readable() {
 fn a_buffer_beyond_the_maximum_is_refused_with_proc_sys_hidden_as_under_the_unit() {
     a_buffer_beyond_the_maximum_is_refused_and_the_socket_keeps_its_own(HIDE_PROC_SYS);
 }
+
+/// `http` for www-data and root (a privileged holder, which can change what the daemon
+/// cannot change back), with `options`.
+fn http_with_a_privileged_holder(options: &str) -> String {
+    http_binding(&format!("allow_users = [\"root\"]\n{options}"))
+}
+
+/// Sets option `name` of `binding`'s first socket to `value` as root, as a privileged holder.
+fn set_as_root(env: &TestEnv, binding: &str, name: &str, value: &str) -> Value {
+    let socket = env.socket(binding);
+    let args = ["set-option", socket.to_str().unwrap(), name, value];
+    env.client(ROOT, &args).finish(EXIT_TIMEOUT).json()
+}
+
+/// A reload that changes `keepalive` while a privileged holder has changed what the daemon
+/// could not set back without a capability it gave up: refused before anything changes, with
+/// `needle` in the reason, and the socket exactly as it was.
+fn refused_over_what_a_privileged_holder_changed(
+    env: &TestEnv,
+    daemon: &Daemon,
+    options: &str,
+    needle: &str,
+) {
+    let before = first_socket(env, "http");
+    readable_config(
+        env,
+        &http_with_a_privileged_holder(&format!("{options}\nkeepalive = true")),
+    );
+    let lines = reload(daemon);
+    assert_eq!(
+        first_socket(env, "http"),
+        before,
+        "the socket changed by a refused reload: {lines:#?}"
+    );
+    outcome(&lines).assert_fields(&[("result", "refused")]);
+    // The failed change's line comes before the outcome.
+    let error = lines[0].get("error").unwrap_or_default().to_owned();
+    for needle in [needle, "restart portbinder to apply"] {
+        assert!(error.contains(needle), "{needle:?} in {lines:#?}");
+    }
+}
+
+/// A device is taken off a socket only with CAP_NET_RAW, so a reload must not put one back
+/// on a socket a privileged holder took it off: a later failure could not undo it.
+#[test]
+fn a_device_a_privileged_holder_took_off_is_not_put_back_by_a_reload() {
+    let env = TestEnv::new();
+    let options = "bind_to_device = \"lo\"";
+    let daemon = env.serve(&readable_config(
+        &env,
+        &http_with_a_privileged_holder(options),
+    ));
+    assert_eq!(set_as_root(&env, "http", "bind_to_device", "")["value"], "");
+    refused_over_what_a_privileged_holder_changed(
+        &env,
+        &daemon,
+        options,
+        "the socket is bound to no device now (a privileged holder changed it)",
+    );
+}
+
+/// A buffer beyond the sysctl maximum, set with SO_RCVBUFFORCE at start as root and changed
+/// since by a holder, can be set again only with CAP_NET_ADMIN: a reload that would set it
+/// again (with a keepalive change) is refused before it changes anything, rather than capped
+/// after its other options were set.
+#[test]
+fn a_forced_buffer_a_holder_changed_is_refused_before_anything_changes() {
+    let env = TestEnv::new();
+    let bytes = (2 * sysctl("net.core.rmem_max")).min(1_073_741_823);
+    let options = format!("receive_buffer = {bytes}");
+    let daemon = env.serve(&readable_config(
+        &env,
+        &http_with_a_privileged_holder(&options),
+    ));
+    assert_eq!(first_socket(&env, "http")["receive_buffer"], 2 * bytes);
+    assert_eq!(
+        set_as_root(&env, "http", "receive_buffer", "4096")["value"],
+        8192
+    );
+    refused_over_what_a_privileged_holder_changed(
+        &env,
+        &daemon,
+        &options,
+        "the socket's buffer is 4096 bytes now (a holder changed it)",
+    );
+}

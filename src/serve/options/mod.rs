@@ -32,8 +32,8 @@ use nix::sys::socket::sockopt;
 use crate::config::SocketOptions;
 use crate::config::address::{ListenAddr, Proto};
 use error::{failed, flag, set};
-use fixed::{device, ipv6_only};
-use net_admin::{buffer, mark};
+use fixed::{device, device_unchanged, ipv6_only};
+use net_admin::{buffer, buffer_within_grant, mark};
 
 pub use error::{Made, OptionError};
 pub use net_admin::{Buffer, buffer_max};
@@ -50,10 +50,29 @@ pub fn apply(
     apply_lasting(fd, addr, options, made)
 }
 
+/// What a reload checks on each socket of a binding before it changes anything: that
+/// neither [`apply_reversible`] nor [`apply_lasting`] will set, on this running socket, what
+/// the daemon could not put back or needs a privilege for (a device, where a privileged
+/// holder changed it; a buffer beyond the sysctl maximum that a holder changed).
+pub fn reload_can_apply(fd: &OwnedFd, options: &SocketOptions) -> Result<(), OptionError> {
+    device_unchanged(fd, options.bind_to_device.as_deref())?;
+    let buffers = [
+        (Buffer::Receive, options.receive_buffer),
+        (Buffer::Send, options.send_buffer),
+    ];
+    for (which, bytes) in buffers {
+        if let Some(bytes) = bytes {
+            buffer_within_grant(fd, which, bytes)?;
+        }
+    }
+    Ok(())
+}
+
 /// The options whose earlier value a [`Snapshot`] of the socket puts back exactly:
 /// SO_REUSEADDR, IP_FREEBIND, keepalive on or off, TCP_DEFER_ACCEPT, TCP_FASTOPEN; with the
-/// checks of what a bound socket keeps (IPV6_V6ONLY, the device, the mark), which change
-/// nothing or fail.
+/// checks of what a bound socket keeps (IPV6_V6ONLY, the device, the mark), which on an
+/// inherited socket change nothing or fail, but for a device a socket has none of (which a
+/// reload checks first: [`reload_can_apply`]).
 pub fn apply_reversible(
     fd: &OwnedFd,
     addr: &ListenAddr,

@@ -85,6 +85,38 @@ pub fn buffer_max(which: Buffer) -> Result<u64, Errno> {
     Ok(kept as u64 / 2)
 }
 
+/// Whether setting the buffer `which` of `fd` to `bytes` again is within what the kernel grants
+/// without CAP_NET_ADMIN: nothing to set (the socket has it), or at most [`buffer_max`]. A
+/// reload checks this before it changes anything, since a buffer, once set, cannot be put back:
+/// a buffer set with FORCE at start that a holder has since changed can only be set again
+/// with the capability the daemon gave up.
+pub fn buffer_within_grant(fd: &OwnedFd, which: Buffer, bytes: u32) -> Result<(), OptionError> {
+    let (field, sysctl) = match which {
+        Buffer::Receive => ("receive_buffer", "net.core.rmem_max"),
+        Buffer::Send => ("send_buffer", "net.core.wmem_max"),
+    };
+    let fail = |errno| failed(field, bytes.to_string(), errno);
+    let has = match which {
+        Buffer::Receive => getsockopt(fd, sockopt::RcvBuf),
+        Buffer::Send => getsockopt(fd, sockopt::SndBuf),
+    }
+    .map_err(fail)?;
+    let max = buffer_max(which).map_err(fail)?;
+    if has == bytes as usize * 2 || u64::from(bytes) <= max {
+        return Ok(());
+    }
+    Err(OptionError {
+        field,
+        value: Some(bytes.to_string()),
+        problem: format!(
+            "the socket's buffer is {} bytes now (a holder changed it), and setting it again \
+             beyond {sysctl} ({max} bytes) needs CAP_NET_ADMIN, which the daemon gave up",
+            has / 2
+        ),
+        fix: "restart portbinder to apply".to_owned(),
+    })
+}
+
 /// SO_RCVBUFFORCE / SO_SNDBUFFORCE (CAP_NET_ADMIN, no limit), else SO_RCVBUF / SO_SNDBUF
 /// (capped at net.core.rmem_max / wmem_max). The kernel keeps twice the value asked for
 /// (for its bookkeeping), which is what getsockopt reads back; anything less means capped.

@@ -2,11 +2,13 @@
 //! order: a socket file's mode, a backlog, the options of bound sockets that can be put back
 //! exactly. When one fails, the ones before it (and the failed one, which may have changed
 //! some sockets of its binding) are put back, newest first, and the reload is refused with the
-//! error: a mode or a backlog as the configuration in force says (the daemon set both, and no
-//! holder can change a socket file's mode or its backlog for it), options as a snapshot read
-//! from each socket before the step found them. Then the options that cannot be put back,
-//! the keepalive timings and the buffers (whose defaults follow sysctls, which a set value
-//! stops following) and the status flags, which the plan has checked will be granted. Last,
+//! error: a mode or a backlog as the configuration in force says (the daemon set both; a
+//! holder may listen(2) again with a backlog of its own, which no call reads back, so that one
+//! is not restored), options as a snapshot read from each socket before the step found them.
+//! Then the options that cannot be put back, the keepalive timings and the buffers (whose
+//! defaults follow sysctls, which a set value stops following) and the status flags, which the
+//! plan and the options step have checked will be granted (a buffer within what the kernel
+//! grants without CAP_NET_ADMIN, or already as configured). Last,
 //! the steps that cannot fail: removed bindings (file removed, Unix socket and sockets closed,
 //! fd-store entry dropped), and every kept binding's new table swapped in, which is where new
 //! rules take effect, for the next connection.

@@ -7,9 +7,14 @@ use crate::config::address::ListenAddr;
 use crate::serve::grant::served::Served;
 use crate::serve::options::{self, Made, OptionError, Snapshot};
 
-/// The options of `to` that a snapshot puts back, on each socket of `served`.
+/// The options of `to` that a snapshot puts back, on each socket of `served`, once every
+/// socket has been found to take all of `to`'s options without a privilege or a change that
+/// could not be put back (before any is changed).
 pub fn reversible(to: &Binding, served: &Served) -> Result<(), String> {
     let sockets = served.sockets();
+    for (fd, addr) in sockets.iter().zip(&to.listen) {
+        options::reload_can_apply(fd, &to.options).map_err(|e| shown(addr, &e))?;
+    }
     for (fd, addr) in sockets.iter().zip(&to.listen) {
         options::apply_reversible(fd, addr, &to.options, Made::Inherited)
             .map_err(|e| shown(addr, &e))?;
