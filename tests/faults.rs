@@ -326,6 +326,38 @@ fn config_behind_a_symlink_is_judged_where_it_really_lies() {
     );
 }
 
+/// A symlink on the path as given, in a directory someone else owns, could be pointed at
+/// another file (or replaced by one) before the next read, a reload or a restart: refused even
+/// though the file it leads to now is root's, in root's directories, since every directory the
+/// path is looked up in is judged. The same link in a directory only root can change is
+/// followed.
+#[test]
+fn a_symlink_in_a_directory_someone_else_owns_is_refused_wherever_it_leads() {
+    let env = TestEnv::new();
+    let real = env.config(HTTP_BINDING);
+    let theirs = env.path().join("theirs");
+    fs::create_dir(&theirs).unwrap();
+    chown(&theirs, Some(33), Some(33)).unwrap();
+    let link = theirs.join("portbinder.toml");
+    symlink(&real, &link).unwrap();
+    assert_refused(
+        &env,
+        &link,
+        &[
+            &format!(
+                "{} is owned by uid 33 (www-data), and the path {} is looked up in it",
+                theirs.display(),
+                link.display()
+            ),
+            &format!("or name the file by its real path {}", real.display()),
+        ],
+    );
+    let ours = env.path().join("portbinder-link.toml");
+    symlink(&real, &ours).unwrap();
+    let _daemon = env.serve(&ours);
+    env.probe(WWW_DATA, &env.socket("http")).assert_granted(1);
+}
+
 /// `check` validates a draft wherever it lies; only `serve` insists on root's files.
 #[test]
 fn check_validates_a_draft_whoever_can_write_it() {

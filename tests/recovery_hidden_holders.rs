@@ -36,6 +36,7 @@ fn hidden_holder_stops_recovery(mode: &str) {
         &["serve-http".as_ref(), socket.as_os_str(), "1000".as_ref()],
     );
     app.expect_line("ready", EXIT_TIMEOUT);
+    let inode = env.probe(WWW_DATA, &socket).inodes()[0];
     let mut cmd = Command::new(&helper);
     cmd.arg(&socket).arg(mode);
     DAEMON.apply(&mut cmd);
@@ -47,7 +48,8 @@ fn hidden_holder_stops_recovery(mode: &str) {
         "{}",
         hidden.report()
     );
-    let inode = env.probe(WWW_DATA, &socket).inodes()[0];
+    // `ready` comes once the helper holds the socket out of /proc/PID/fd's sight (in exit-main
+    // mode, once its main thread is a zombie), so nothing needs to happen in between.
     assert!(
         !common::shim::socket_inodes(hidden.pid()).contains(&inode),
         "/proc/PID/fd shows the socket: the helper does not hide it"

@@ -285,3 +285,40 @@ fn a_record_the_run_user_could_have_written_or_kept_is_not_trusted() {
     env.serve(&config)
         .wait_event("recovered", &[("binding", "http")]);
 }
+
+/// The run user, which owns the socket directory, can keep the record from being written (a
+/// directory of its own where the new record is made). That must not keep the daemon from
+/// starting: it serves, warns that this start's sockets are not recorded and what that costs,
+/// and removes the old record, so that the next recovery fails closed rather than trusting a
+/// record of an earlier start.
+#[test]
+fn a_record_that_cannot_be_written_is_a_warning_and_no_stale_record_is_left() {
+    let env = TestEnv::new();
+    let config = env.config(HTTP_8080);
+    env.serve(&config).stop();
+    assert!(record_path(&env).exists());
+    let blocker = env.socket_dir().join(".portbinder.bound.new");
+    fs::create_dir(&blocker).unwrap();
+    fs::write(blocker.join("kept"), "").unwrap();
+    for path in [&blocker, &blocker.join("kept")] {
+        std::os::unix::fs::chown(path, Some(NOBODY.uid), Some(NOBODY.uid)).unwrap();
+    }
+
+    let daemon = env.serve(&config);
+    let warning = daemon.wait_event("error", &[("op", "record")]);
+    warning.assert_fields(&[("record", &record_path(&env).display().to_string())]);
+    for (field, needle) in [
+        ("error", "cannot remove the stale"),
+        ("action", "serving; this start's sockets are not recorded"),
+        ("action", "cannot be recovered"),
+    ] {
+        let value = warning.get(field).unwrap_or_default();
+        assert!(
+            value.contains(needle),
+            "{needle:?} in {field}= of {:?}",
+            warning.line
+        );
+    }
+    assert!(!record_path(&env).exists(), "a stale record was left");
+    assert_eq!(granted_cookies(&env, "http").len(), 1);
+}

@@ -11,8 +11,10 @@ use std::os::unix::fs::MetadataExt;
 
 use common::fake_systemd::FakeSystemd;
 use common::reload::{backlog, mode_of, outcome, readable_config, reload};
+use common::shim::open_flags;
 use common::sockopts::read_back;
 use common::*;
+use serde_json::Value;
 
 /// Anyone may connect (mode 0666), so that the daemon's rules, not the file's mode, decide.
 const HTTP_FOR_ANYONE: &str = r#"
@@ -113,6 +115,57 @@ fn mode_backlog_and_nonblocking_change_on_the_running_sockets() {
     env.probe(DAEMON, &env.socket("http")).assert_denied();
 }
 
+/// A holder may set O_APPEND and O_ASYNC on the shared socket (the kernel takes them on a
+/// socket, and F_GETFL reports them) and flip O_NONBLOCK. The seccomp filter lets a reload
+/// write O_NONBLOCK alone: one that wrote back every flag it read was killed (SIGSYS) by the
+/// next reload that changed an option of the binding. The reload is applied, and the socket's
+/// file status flags are the binding's again: blocking, and nothing else.
+#[test]
+fn a_holders_o_append_and_o_async_do_not_make_a_reload_kill_the_daemon() {
+    let env = TestEnv::new();
+    let config = readable_config(&env, HTTP_BINDING);
+    let mut daemon = env.serve(&config);
+    let socket = env.socket("http");
+    let inode = env.probe(WWW_DATA, &socket).assert_granted(1).inodes()[0];
+    let set: Value = env
+        .client(
+            WWW_DATA,
+            &[
+                "set-flags".as_ref(),
+                socket.as_os_str(),
+                "append,async,nonblock".as_ref(),
+            ],
+        )
+        .finish(EXIT_TIMEOUT)
+        .json();
+    let tampered = libc::O_APPEND | libc::O_ASYNC | libc::O_NONBLOCK;
+    assert_eq!(
+        set["flags"].as_i64().unwrap() as i32 & tampered,
+        tampered,
+        "{set}"
+    );
+    assert_eq!(
+        open_flags(daemon.pid(), inode).unwrap() & tampered,
+        tampered
+    );
+
+    readable_config(&env, &http_binding("keepalive = true"));
+    outcome(&reload(&daemon)).assert_fields(&[
+        ("result", "applied"),
+        ("changes", "binding `http`: keepalive"),
+    ]);
+    assert!(daemon.is_running(), "{}", daemon.report());
+    let flags = open_flags(daemon.pid(), inode).unwrap();
+    assert_eq!(flags & tampered, 0, "flags {flags:o}");
+    let fd = &read_back(&env, "http", &[])["fds"][0];
+    assert_eq!(
+        (&fd["keepalive"], &fd["nonblocking"]),
+        (&true.into(), &false.into()),
+        "{fd}"
+    );
+    assert_eq!(daemon.stop().code(), Some(0), "{}", daemon.report());
+}
+
 /// CLOCK_MONOTONIC now, in microseconds (the clock MONOTONIC_USEC= is read from).
 fn monotonic_usec() -> u64 {
     let mut now = libc::timespec {
@@ -206,4 +259,34 @@ fn a_configuration_from_flags_or_an_unchanged_file_reloads_as_unchanged() {
     assert_eq!(lines.len(), 1, "{lines:?}");
     outcome(&lines).assert_fields(&[("result", "unchanged")]);
     env.probe(WWW_DATA, &env.socket("http")).assert_granted(1);
+}
+
+/// The file named through a symlink (in a directory only root can change), and edited as many
+/// editors and tools save (a new file renamed over the old one: a new inode in the same
+/// directory): the reload resolves the link inside the sandbox, reads the new file and applies
+/// it.
+#[test]
+fn a_file_replaced_by_rename_and_named_through_a_symlink_reloads() {
+    let env = TestEnv::new();
+    let real = readable_config(&env, HTTP_FOR_ANYONE);
+    let link = env.path().join("current.toml");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let daemon = env.serve(&link);
+    env.probe(DAEMON, &env.socket("http")).assert_denied();
+
+    let draft = env.path().join(".portbinder.toml.swp");
+    std::fs::rename(
+        readable_config(
+            &env,
+            &format!("{HTTP_FOR_ANYONE}allow_users = [\"daemon\"]\n"),
+        ),
+        &draft,
+    )
+    .unwrap();
+    readable_config(&env, HTTP_FOR_ANYONE);
+    let old_inode = std::fs::metadata(&real).unwrap().ino();
+    std::fs::rename(&draft, &real).unwrap();
+    assert_ne!(std::fs::metadata(&real).unwrap().ino(), old_inode);
+    outcome(&reload(&daemon)).assert_fields(&[("result", "applied")]);
+    env.probe(DAEMON, &env.socket("http")).assert_granted(1);
 }

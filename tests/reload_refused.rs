@@ -1,15 +1,17 @@
 //! Reload refusals: a change that needs a privilege the daemon gave up (a new binding, a new
 //! address, another group, a mark), a file that is invalid, that anyone but root could change
-//! or that the run user cannot read, and a step that fails half-way refuse the whole reload. Nothing changes: the old rules stay
-//! in force on the same sockets, no socket file appears, and the log says why, one line per
-//! refused change, each ending in "restart to apply". What is applied is in tests/reload.rs.
+//! or that the run user cannot read, and a step that fails half-way refuse the whole reload.
+//! Nothing changes: the old rules stay in force on the same sockets, no socket file appears,
+//! and the log says why, one line per refused change, each ending in "restart to apply". What
+//! is applied is in tests/reload.rs; how a failed reload leaves each socket's options, in
+//! tests/reload_undo.rs.
 
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use common::reload::{backlog, mode_of, outcome, readable_config, reload};
+use common::reload::{backlog, mode_of, outcome, readable_config, refused, reload};
 use common::sockopts::read_back;
 use common::*;
 
@@ -27,25 +29,6 @@ fn old_rules_in_force(env: &TestEnv, granted: &[u64]) {
     let probe = env.probe(WWW_DATA, &env.socket("http"));
     assert_eq!(probe.assert_granted(1).inodes(), granted);
     env.probe(DAEMON, &env.socket("http")).assert_denied();
-}
-
-/// The `change=` and `reason=` of each line before the outcome.
-fn refused(lines: &[Event]) -> Vec<(String, String)> {
-    lines[..lines.len() - 1]
-        .iter()
-        .map(|l| {
-            l.assert_fields(&[
-                ("event", "reload"),
-                ("signal", "SIGHUP"),
-                ("result", "refused"),
-            ]);
-            let field = |k| {
-                l.get(k)
-                    .unwrap_or_else(|| panic!("no {k}= in {:?}", l.line))
-            };
-            (field("change").to_owned(), field("reason").to_owned())
-        })
-        .collect()
 }
 
 #[test]
@@ -254,4 +237,51 @@ mode = "0666"
     assert_eq!(backlog(8080), 1024);
     assert_eq!(read_back(&env, "api", &[])["fds"][0]["nonblocking"], false);
     assert!(!Path::new(&web).exists());
+}
+
+/// Removes a file when dropped, so that a failing test leaves nothing in `/`.
+struct Removed(std::path::PathBuf);
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A configuration right in `/`: the sandbox's read rule is on the file itself, not on `/`
+/// (which would open every file the run user may read to the sandboxed daemon). An edit in
+/// place reloads; a file renamed over it is refused with why and the fix.
+#[test]
+fn a_file_in_the_root_directory_is_read_again_only_as_that_very_file() {
+    let env = TestEnv::new();
+    let root_file = Removed(format!("/portbinder-test-{}.toml", std::process::id()).into());
+    let write = |bindings: &str| {
+        let text = std::fs::read_to_string(readable_config(&env, bindings)).unwrap();
+        std::fs::write(&root_file.0, text).unwrap();
+        std::fs::set_permissions(&root_file.0, std::fs::Permissions::from_mode(0o644)).unwrap();
+    };
+    write(HTTP_FOR_ANYONE);
+    let daemon = env.serve(&root_file.0);
+    env.probe(DAEMON, &env.socket("http")).assert_denied();
+
+    // In place: the same inode.
+    write(&format!("{HTTP_FOR_ANYONE}allow_users = [\"daemon\"]\n"));
+    outcome(&reload(&daemon)).assert_fields(&[("result", "applied")]);
+    env.probe(DAEMON, &env.socket("http")).assert_granted(1);
+
+    // Renamed over it: a new inode, which the rule does not cover.
+    let draft = Removed(format!("/portbinder-test-{}.new", std::process::id()).into());
+    std::fs::copy(&root_file.0, &draft.0).unwrap();
+    std::fs::rename(&draft.0, &root_file.0).unwrap();
+    let lines = reload(&daemon);
+    let error = outcome(&lines).get("error").unwrap_or_default().to_owned();
+    outcome(&lines).assert_fields(&[("result", "refused")]);
+    for needle in [
+        "the file is in /, so the sandbox lets the daemon read only the very file it started with",
+        "edit it in place",
+        "move it to /etc/portbinder/ and restart",
+    ] {
+        assert!(error.contains(needle), "{needle:?} in {error:?}");
+    }
+    env.probe(DAEMON, &env.socket("http")).assert_granted(1);
 }

@@ -43,7 +43,7 @@ pub fn read_file(path: &Path, trust: Trust) -> Result<Raw, ConfigError> {
         .open(path)
         .map_err(read)?;
     if let Some(owner) = owner {
-        if let Some((problem, fix)) = untrusted(&file, owner).map_err(read)? {
+        if let Some((problem, fix)) = untrusted(path, &file, owner).map_err(read)? {
             return Err(ConfigError::Untrusted {
                 path: path.to_owned(),
                 problem,
@@ -58,8 +58,10 @@ pub fn read_file(path: &Path, trust: Trust) -> Result<Raw, ConfigError> {
 
 /// What makes the open configuration `file` untrustworthy, and the fix, if anything: its
 /// type, owner or mode, or the owner or mode of a directory on its real path (read from
-/// /proc/self/fd, so the file checked is the file read, whatever symlinks led to it).
-fn untrusted(file: &File, owner: Uid) -> std::io::Result<Option<(String, String)>> {
+/// /proc/self/fd, so the file checked is the file read, whatever symlinks led to it), or of a
+/// directory that `given`, the path as named, is looked up in on the way (whoever can change
+/// one could put another file or link there for the next read).
+fn untrusted(given: &Path, file: &File, owner: Uid) -> std::io::Result<Option<(String, String)>> {
     let trusted = |uid: u32| uid == 0 || uid == owner.as_raw();
     let meta = file.metadata()?;
     let real = trust::real_path(file.as_fd())?;
@@ -70,20 +72,32 @@ fn untrusted(file: &File, owner: Uid) -> std::io::Result<Option<(String, String)
     if let Some(found) = trust::judge(&real, meta.uid(), meta.mode(), &trusted, false) {
         return Ok(Some((format!("it is {}", found.problem), found.fix)));
     }
-    let Some(parent) = real.parent() else {
+    if let Some(parent) = real.parent() {
+        if let Some(found) = trust::first_untrusted_dir(parent, &trusted)? {
+            let dir = found.path.display();
+            let fix = found.fix.trim_end_matches('`');
+            return Ok(Some((
+                format!(
+                    "the directory {dir} on its path is {}, so the file could be replaced",
+                    found.problem
+                ),
+                format!("{fix}`, or move the file"),
+            )));
+        }
+    }
+    // The path as given: the directories it is looked up in, links included.
+    let Some(found) = trust::first_untrusted_on_the_way(given, &trusted)? else {
         return Ok(None);
     };
-    Ok(trust::first_untrusted_dir(parent, &trusted)?.map(|found| {
-        let dir = found.path.display();
-        let fix = found.fix.trim_end_matches('`');
-        (
-            format!(
-                "the directory {dir} on its path is {}, so the file could be replaced",
-                found.problem
-            ),
-            format!("{fix}`, or move the file"),
-        )
-    }))
+    let fix = found.fix.trim_end_matches('`');
+    let shown = found.path.display();
+    Ok(Some((
+        format!("{shown} is {}", found.problem),
+        format!(
+            "{fix}`, or name the file by its real path {}",
+            real.display()
+        ),
+    )))
 }
 
 /// Parses configuration text read from `path` (no validation yet).

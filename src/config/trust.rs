@@ -77,6 +77,83 @@ pub fn first_untrusted_dir(
     Ok(None)
 }
 
+/// The first directory on the way to `given`, as the kernel resolves it (through symbolic
+/// links, and links in their targets, and `..`), that someone other than the `trusted` owners
+/// could change, or the first link in a sticky directory (such as /tmp) that another user
+/// owns. Whoever can change a directory the lookup passes through can put another file or
+/// link under the name looked up, for the next read; judging every directory looked in,
+/// whatever entry it holds now, leaves no moment at which swapping an entry changes the
+/// verdict.
+pub fn first_untrusted_on_the_way(
+    given: &Path,
+    trusted: &dyn Fn(u32) -> bool,
+) -> std::io::Result<Option<Untrusted>> {
+    /// As the kernel's limit on the links in one lookup (ELOOP).
+    const MAX_LINKS: usize = 40;
+    let given = std::path::absolute(given)?;
+    let on_the_way = |mut found: Untrusted| {
+        found.problem = format!(
+            "{}, and the path {} is looked up in it",
+            found.problem,
+            given.display()
+        );
+        Some(found)
+    };
+    let mut pending: Vec<PathBuf> = components(&given);
+    // Always a real path: only what is not a link is appended to it.
+    let mut resolved = PathBuf::from("/");
+    let mut links = 0;
+    while let Some(part) = pending.pop() {
+        if part == Path::new("..") {
+            // Its parent was looked in on the way here, and judged then.
+            resolved.pop();
+            continue;
+        }
+        let dir = std::fs::symlink_metadata(&resolved)?;
+        if let Some(found) = judge(&resolved, dir.uid(), dir.mode(), trusted, true) {
+            return Ok(on_the_way(found));
+        }
+        let next = resolved.join(&part);
+        let entry = std::fs::symlink_metadata(&next)?;
+        if !entry.file_type().is_symlink() {
+            resolved = next;
+            continue;
+        }
+        // In a sticky directory the link's owner may replace it (a directory's owner is
+        // judged when it is looked in, the file's by the caller).
+        if dir.mode() & 0o1000 != 0 {
+            if let Some(found) = judge(&next, entry.uid(), 0, trusted, false) {
+                return Ok(on_the_way(found));
+            }
+        }
+        links += 1;
+        if links > MAX_LINKS {
+            return Err(std::io::Error::from_raw_os_error(libc::ELOOP));
+        }
+        let target = std::fs::read_link(&next)?;
+        if target.is_absolute() {
+            resolved = PathBuf::from("/");
+        }
+        pending.extend(components(&target));
+    }
+    Ok(None)
+}
+
+/// The named parts of `path` (`..` kept, `.` and the root dropped), last first.
+fn components(path: &Path) -> Vec<PathBuf> {
+    use std::path::Component;
+    let mut parts: Vec<PathBuf> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(name) => Some(PathBuf::from(name)),
+            Component::ParentDir => Some(PathBuf::from("..")),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
+        })
+        .collect();
+    parts.reverse();
+    parts
+}
+
 /// The real path behind an open descriptor (its /proc/self/fd link).
 pub fn real_path(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<PathBuf> {
     use std::os::fd::AsRawFd;
@@ -100,6 +177,63 @@ mod tests {
         assert_eq!(other.fix, "`chown root: /x`");
         let group = judge(p, 0, 0o40775, &root_only, true).unwrap();
         assert!(group.problem.contains("mode 0775") && group.fix == "`chmod go-w /x`");
+    }
+
+    #[test]
+    fn every_directory_looked_in_is_judged_through_links_and_dot_dot() {
+        let base = std::env::temp_dir().join(format!("pb-trust-{}", std::process::id()));
+        let (theirs, ours) = (base.join("theirs"), base.join("ours"));
+        std::fs::create_dir_all(&theirs).unwrap();
+        std::fs::create_dir_all(&ours).unwrap();
+        std::fs::write(ours.join("file"), "").unwrap();
+        std::fs::write(theirs.join("plain"), "").unwrap();
+        std::os::unix::fs::symlink("../ours/file", theirs.join("link")).unwrap();
+        std::os::unix::fs::symlink(theirs.join("link"), ours.join("via")).unwrap();
+        std::os::unix::fs::symlink("file", ours.join("near")).unwrap();
+        // `..` in `theirs` is its parent whatever its owner does: not a lookup it controls.
+        std::os::unix::fs::symlink("../theirs/../ours/file", ours.join("round")).unwrap();
+        // The tests run as root: `theirs` becomes daemon's (uid 1), the rest stays root's.
+        std::os::unix::fs::chown(&theirs, Some(1), Some(1)).unwrap();
+        let not_daemon = |uid: u32| uid != 1;
+        let found = |given: &str| {
+            first_untrusted_on_the_way(&ours.join(given), &not_daemon)
+                .unwrap()
+                .map(|u| (u.path, u.problem))
+        };
+        assert_eq!(found("file"), None);
+        assert_eq!(found("near"), None, "a link in a trusted directory");
+        assert_eq!(found("round"), None);
+        for given in ["via", "../theirs/plain", "../theirs/link"] {
+            let (path, problem) = found(given).unwrap_or_else(|| panic!("{given}"));
+            assert_eq!(path, theirs, "{given}");
+            assert!(
+                problem.starts_with("owned by uid 1 (daemon), and the path"),
+                "{problem}"
+            );
+        }
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn a_link_another_user_owns_in_a_sticky_directory_is_not_trusted() {
+        let base = std::env::temp_dir().join(format!("pb-sticky-{}", std::process::id()));
+        std::fs::create_dir_all(&base).unwrap();
+        std::fs::set_permissions(&base, std::os::unix::fs::PermissionsExt::from_mode(0o1777))
+            .unwrap();
+        std::fs::write(base.join("file"), "").unwrap();
+        let link = base.join("link");
+        std::os::unix::fs::symlink("file", &link).unwrap();
+        let not_daemon = |uid: u32| uid != 1;
+        assert_eq!(
+            first_untrusted_on_the_way(&link, &not_daemon).unwrap(),
+            None
+        );
+        std::os::unix::fs::lchown(&link, Some(1), Some(1)).unwrap();
+        let found = first_untrusted_on_the_way(&link, &not_daemon)
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.path, link);
+        std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]

@@ -102,10 +102,11 @@ pub fn run(load: impl Fn() -> Result<Config, ConfigError>) -> Result<(), ServeEr
         recovered,
     } = bind::bind_all(&config.bindings, inherited, &config.origin, &socket_dir)
         .map_err(SetupError::from)?;
-    if Uid::effective().is_root() {
-        record::write(&socket_dir, recorded_sockets(&config.bindings, &bound))
-            .map_err(SetupError::from)?;
-    }
+    //    A record that cannot be written is a warning (logged below), not a failed start.
+    let unrecorded = Uid::effective()
+        .is_root()
+        .then(|| record::write(&socket_dir, recorded_sockets(&config.bindings, &bound)))
+        .flatten();
 
     // 4. The Unix sockets (chown needs root or CAP_CHOWN). From here on, `endpoints`
     //    removes the socket files on every way out.
@@ -123,6 +124,9 @@ pub fn run(load: impl Fn() -> Result<Config, ConfigError>) -> Result<(), ServeEr
     // What step 3 recovered from other processes, now that the audit log is open.
     for (level, line) in &recovered {
         log::log!(*level, "{line}");
+    }
+    if let Some(line) = unrecorded {
+        log::warn!("{line}");
     }
     // systemd's fd store: what was bound here goes in, what no binding claimed goes out.
     fdstore::sync(&notifier, &config.bindings, &bound, &unused);

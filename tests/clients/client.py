@@ -15,6 +15,14 @@ Modes:
   stall SOCKET COUNT SECS    open COUNT connections, never read, print "stalled", sleep SECS
   vanish SOCKET COUNT        COUNT connections closed at once without reading
   comm NAME SOCKET           set own process name to NAME (backslash escapes decoded), then probe
+  set-flags SOCKET FLAGS     fetch, set the file status flags of the first socket (shared with
+                             every holder) to FLAGS, names joined by commas (append, async,
+                             nonblock), print {"flags": F_GETFL after} and exit
+  set-option SOCKET NAME V   fetch, set the socket option NAME (defer_accept, keepalive,
+                             reuse_address, receive_buffer, receive_buffer_force: an
+                             integer; bind_to_device: an interface name, "" for none) of the
+                             first socket to V, print {"value": what getsockopt reads back}
+                             and exit
 """
 
 import codecs
@@ -221,6 +229,41 @@ def mode_comm(name, path):
     probe(path)
 
 
+def mode_set_flags(path, names):
+    fd = fetch_first(path)
+    bits = {"append": os.O_APPEND, "async": os.O_ASYNC, "nonblock": os.O_NONBLOCK}
+    flags = 0
+    for name in filter(None, names.split(",")):
+        flags |= bits[name]
+    fcntl.fcntl(fd, fcntl.F_SETFL, flags)
+    print(json.dumps({"flags": fcntl.fcntl(fd, fcntl.F_GETFL)}), flush=True)
+    os.close(fd)
+
+
+SO_RCVBUFFORCE = 33  # not in Python's socket module
+
+# name: (level, option set, option read back)
+OPTIONS = {
+    "defer_accept": (socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, socket.TCP_DEFER_ACCEPT),
+    "keepalive": (socket.SOL_SOCKET, socket.SO_KEEPALIVE, socket.SO_KEEPALIVE),
+    "reuse_address": (socket.SOL_SOCKET, socket.SO_REUSEADDR, socket.SO_REUSEADDR),
+    "receive_buffer": (socket.SOL_SOCKET, socket.SO_RCVBUF, socket.SO_RCVBUF),
+    "receive_buffer_force": (socket.SOL_SOCKET, SO_RCVBUFFORCE, socket.SO_RCVBUF),
+}
+
+
+def mode_set_option(path, name, value):
+    with socket.socket(fileno=fetch_first(path)) as sock:
+        if name == "bind_to_device":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, value.encode())
+            read = sock.getsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, 16)
+            print(json.dumps({"value": read.rstrip(b"\0").decode()}), flush=True)
+            return
+        level, option, read = OPTIONS[name]
+        sock.setsockopt(level, option, int(value))
+        print(json.dumps({"value": sock.getsockopt(level, read)}), flush=True)
+
+
 def main(argv):
     if len(argv) < 3:
         sys.exit(__doc__)
@@ -241,6 +284,10 @@ def main(argv):
         mode_vanish(args[0], int(args[1]))
     elif mode == "comm":
         mode_comm(args[0], args[1])
+    elif mode == "set-flags":
+        mode_set_flags(args[0], args[1])
+    elif mode == "set-option":
+        mode_set_option(args[0], args[1], args[2])
     else:
         sys.exit("unknown mode: " + mode)
 

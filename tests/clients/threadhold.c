@@ -7,8 +7,10 @@
  *              main thread then closes the socket in its own: only /proc/PID/task/TID/fd
  *              shows it.
  *
- * Prints "ready PID" once the socket is held so, then holds it for at most 120 seconds; it
- * dies with its parent (the test). Exit 1 (with a message) if the fetch is not granted. */
+ * Prints "ready PID" once the socket is held so (in exit-main mode, from the second thread once
+ * it sees the main thread a zombie, which has released its table: /proc/PID/fd is empty from
+ * then on), then holds it for at most 120 seconds; it dies with its parent (the test). Exit 1
+ * (with a message) if the fetch is not granted. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
@@ -23,6 +25,22 @@
 
 static int unshare_files;
 static int ready_pipe[2];
+static pid_t main_tid;
+
+/* Whether thread TID of this process is a zombie: it has exited and released its files. */
+static int is_zombie(pid_t tid) {
+    char path[64], stat[512];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    size_t n = fread(stat, 1, sizeof stat - 1, f);
+    fclose(f);
+    stat[n] = 0;
+    /* The state follows the command name, which is in parentheses and may hold spaces. */
+    char *end = strrchr(stat, ')');
+    return end != NULL && end[1] == ' ' && end[2] == 'Z';
+}
 
 static void *holder(void *arg) {
     (void)arg;
@@ -35,6 +53,18 @@ static void *holder(void *arg) {
     char byte = 1;
     if (write(ready_pipe[1], &byte, 1) != 1)
         _exit(1);
+    if (!unshare_files) {
+        /* Ready only once the main thread is gone (it exits right after reading the pipe). */
+        for (int tries = 0; !is_zombie(main_tid); tries++) {
+            if (tries == 100000) {
+                fprintf(stderr, "the main thread did not exit\n");
+                _exit(1);
+            }
+            usleep(1000);
+        }
+        printf("ready %d\n", (int)getpid());
+        fflush(stdout);
+    }
     sleep(120);
     _exit(0);
 }
@@ -77,6 +107,7 @@ int main(int argc, char **argv) {
     if (getppid() == 1)
         return 1;
     unshare_files = strcmp(argv[2], "unshare") == 0;
+    main_tid = getpid();
     int fd = fetch(argv[1]);
     if (fd < 0 || pipe(ready_pipe) != 0)
         return 1;
@@ -86,13 +117,11 @@ int main(int argc, char **argv) {
     char byte;
     if (read(ready_pipe[0], &byte, 1) != 1)
         return 1;
-    if (unshare_files)
-        close(fd);
+    if (!unshare_files)
+        pthread_exit(NULL);
+    close(fd);
     printf("ready %d\n", (int)getpid());
     fflush(stdout);
-    if (unshare_files) {
-        sleep(120);
-        return 0;
-    }
-    pthread_exit(NULL);
+    sleep(120);
+    return 0;
 }

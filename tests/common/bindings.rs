@@ -47,3 +47,20 @@ pub const DNS_BINDING: &str = r#"
 listen = ["udp://127.0.0.1:53"]
 group = "www-data"
 "#;
+
+/// A wrapper for [`TestEnv::serve_as_nobody_with_caps_under`] that hides /proc/sys from the
+/// daemon as systemd's `ProcSubset=pid` does (the shipped unit has it): an empty read-only
+/// tmpfs over it, in a mount namespace of the daemon's own.
+///
+/// [`TestEnv::serve_as_nobody_with_caps_under`]: super::TestEnv::serve_as_nobody_with_caps_under
+pub const HIDE_PROC_SYS: &[&str] = &[
+    "unshare",
+    "--mount",
+    "--propagation",
+    "private",
+    "--",
+    "sh",
+    "-c",
+    "mount -t tmpfs -o ro tmpfs /proc/sys && exec \"$@\"",
+    "sh",
+];

@@ -66,7 +66,8 @@ pub use self::{
         serve_expect_failure, serve_under,
     },
     bindings::{
-        ANY_ADDRESS_HTTP, DNS_BINDING, DUAL_STACK_HTTP, HTTP_BINDING, OPEN_HTTP, http_binding,
+        ANY_ADDRESS_HTTP, DNS_BINDING, DUAL_STACK_HTTP, HIDE_PROC_SYS, HTTP_BINDING, OPEN_HTTP,
+        http_binding,
     },
     daemon::Daemon,
     event::Event,
@@ -75,7 +76,7 @@ pub use self::{
     listen_fds::serve_with_listen_fds,
     netns::NetNs,
     process::{Outcome, Proc},
-    procfs::{cpu_ticks, nofile_limits, proc_fd_links, proc_fds, proc_status},
+    procfs::{cpu_ticks, nofile_limits, proc_fd_links, proc_fds, proc_status, zombie_exit},
     reports::{FdInfo, Grants, Probe},
     syslog::{syslog_lines_since, syslog_offset, syslog_path},
     test_env::TestEnv,

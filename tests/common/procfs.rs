@@ -45,6 +45,23 @@ pub fn cpu_ticks(pid: u32) -> u64 {
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
+/// How process `pid` ended, if it has and is not reaped yet (a zombie): the `exit_code`
+/// field of `/proc/PID/stat` as waitpid(2) reports it, described ("was killed by signal 31").
+pub fn zombie_exit(pid: u32) -> Option<String> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // The state is field 3 of the whole line, exit_code field 52 (1 and 50 after `(comm)`).
+    if fields.first() != Some(&"Z") {
+        return None;
+    }
+    let status: i32 = fields.get(49)?.parse().ok()?;
+    Some(match status & 0x7f {
+        0 => format!("exited with code {}", status >> 8),
+        signal => format!("was killed by signal {signal}"),
+    })
+}
+
 /// The soft and hard RLIMIT_NOFILE of process `pid`, as `/proc/PID/limits` shows them.
 pub fn nofile_limits(pid: u32) -> (String, String) {
     let limits = fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();

@@ -1,6 +1,7 @@
-//! What the reload tests (tests/reload.rs, tests/reload_refused.rs) share: a configuration the
-//! run user can read (the reload reads it after the drop), one SIGHUP and the audit lines it
-//! produced, and the backlog of a listening socket as `ss` shows it.
+//! What the reload tests (tests/reload.rs, tests/reload_refused.rs, tests/reload_undo.rs)
+//! share: a configuration the run user can read (the reload reads it after the drop), one
+//! SIGHUP and the audit lines it produced (and the refused changes among them), and the
+//! backlog of a listening socket as `ss` shows it.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -9,7 +10,7 @@ use std::process::Command;
 
 use nix::sys::signal::Signal;
 
-use super::{Daemon, Event, LOG_TIMEOUT, TestEnv, wait_until};
+use super::{Daemon, Event, LOG_TIMEOUT, TestEnv, wait_until, zombie_exit};
 
 /// Writes the configuration of [`TestEnv::config`] (globals and `bindings`) with mode 0644,
 /// as the package installs it, so that the daemon can read it again after the drop.
@@ -32,18 +33,24 @@ fn is_outcome(line: &Event) -> bool {
 
 /// Sends SIGHUP to `daemon` and returns every `event=reload` line of this reload, the
 /// outcome last; panics with the daemon's report when it does not come within
-/// [`LOG_TIMEOUT`].
+/// [`LOG_TIMEOUT`], or when the daemon dies first (saying how: a seccomp kill is SIGSYS, 31).
 pub fn reload(daemon: &Daemon) -> Vec<Event> {
     let before = reload_lines(daemon);
     let done = before.iter().filter(|l| is_outcome(l)).count();
     daemon.signal(Signal::SIGHUP);
+    let mut died = None;
     let finished = wait_until(LOG_TIMEOUT, || {
+        died = zombie_exit(daemon.pid());
         reload_lines(daemon)
             .iter()
             .filter(|l| is_outcome(l))
             .count()
             > done
+            || died.is_some()
     });
+    if let Some(how) = died {
+        panic!("the daemon {how} during the reload\n{}", daemon.report());
+    }
     assert!(
         finished,
         "no outcome of the reload within {LOG_TIMEOUT:?}\n{}",
@@ -83,4 +90,23 @@ pub fn backlog(port: u16) -> u32 {
 /// The permission bits of `path`.
 pub fn mode_of(path: &std::path::Path) -> u32 {
     fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+/// The `change=` and `reason=` of each line before the outcome.
+pub fn refused(lines: &[Event]) -> Vec<(String, String)> {
+    lines[..lines.len() - 1]
+        .iter()
+        .map(|l| {
+            l.assert_fields(&[
+                ("event", "reload"),
+                ("signal", "SIGHUP"),
+                ("result", "refused"),
+            ]);
+            let field = |k| {
+                l.get(k)
+                    .unwrap_or_else(|| panic!("no {k}= in {:?}", l.line))
+            };
+            (field("change").to_owned(), field("reason").to_owned())
+        })
+        .collect()
 }

@@ -95,12 +95,33 @@ impl TestEnv {
     /// ambient, in the socket directory that RuntimeDirectory= creates for nobody (made here
     /// if missing), with a world-readable configuration of `bindings`, whose path it returns.
     pub fn serve_as_nobody_with_caps(&self, caps: &str, bindings: &str) -> (Command, PathBuf) {
+        self.serve_as_nobody_with_caps_under(&[], caps, bindings)
+    }
+
+    /// [`TestEnv::serve_as_nobody_with_caps`] started through `wrapper` (a program and its
+    /// arguments, such as [`HIDE_PROC_SYS`], that ends by exec'ing the rest of its arguments:
+    /// setpriv, then the daemon), so that the pid is still the daemon's.
+    ///
+    /// [`HIDE_PROC_SYS`]: super::HIDE_PROC_SYS
+    pub fn serve_as_nobody_with_caps_under(
+        &self,
+        wrapper: &[&str],
+        caps: &str,
+        bindings: &str,
+    ) -> (Command, PathBuf) {
         if !self.socket_dir().exists() {
             self.create_socket_dir_for_nobody();
         }
         let config = self.config(bindings);
         fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).unwrap();
-        let mut setpriv = Command::new("setpriv");
+        let mut setpriv = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg("setpriv");
+                cmd
+            }
+            None => Command::new("setpriv"),
+        };
         setpriv.args([
             "--reuid=65534",
             "--regid=65534",

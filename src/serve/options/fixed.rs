@@ -36,6 +36,31 @@ pub fn ipv6_only(fd: &OwnedFd, want: bool, made: Made) -> Result<(), OptionError
     })
 }
 
+/// Whether `fd` is bound to the device `want` (`None`: to none) already. A reload must not
+/// set it: a socket without a device takes one without privilege, but only CAP_NET_RAW,
+/// which the daemon gave up, takes it off again, so a reload that failed later could not put
+/// it back. A socket that differs was changed by a privileged holder.
+pub fn device_unchanged(fd: &OwnedFd, want: Option<&str>) -> Result<(), OptionError> {
+    let field = "bind_to_device";
+    let value = want.map(|name| format!("\"{name}\""));
+    let has = getsockopt(fd, sockopt::BindToDevice)
+        .map_err(|errno| failed(field, value.clone().unwrap_or_default(), errno))?
+        .to_string_lossy()
+        .into_owned();
+    if has == want.unwrap_or("") {
+        return Ok(());
+    }
+    Err(OptionError {
+        field,
+        value,
+        problem: match has.is_empty() {
+            true => "the socket is bound to no device now (a privileged holder changed it)".into(),
+            false => format!("the socket is bound to `{has}` now (a privileged holder changed it)"),
+        } + ", and the daemon could not undo setting it without CAP_NET_RAW",
+        fix: "restart portbinder to apply".to_owned(),
+    })
+}
+
 /// SO_BINDTODEVICE; changing the device of a socket bound to one needs CAP_NET_RAW.
 pub fn device(fd: &OwnedFd, want: Option<&str>, made: Made) -> Result<(), OptionError> {
     let field = "bind_to_device";

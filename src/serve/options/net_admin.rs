@@ -5,7 +5,9 @@
 use std::os::fd::OwnedFd;
 
 use nix::errno::Errno;
-use nix::sys::socket::{getsockopt, setsockopt, sockopt};
+use nix::sys::socket::{
+    AddressFamily, SockFlag, SockType, getsockopt, setsockopt, socket, sockopt,
+};
 
 use super::error::{Made, NET_ADMIN_FIX, OptionError, failed};
 
@@ -54,6 +56,65 @@ pub enum Buffer {
     Receive,
     /// SO_SNDBUF.
     Send,
+}
+
+/// The largest buffer SO_RCVBUF / SO_SNDBUF can give now (net.core.rmem_max / wmem_max), in
+/// bytes as the configuration counts them: what the kernel gives a scratch Unix socket that
+/// asks for the most. It is the kernel's own answer, so it holds where /proc/sys cannot be read
+/// (systemd's `ProcSubset=pid`) and needs no more of the sandbox than a reload's options and
+/// syslog's reconnection do.
+pub fn buffer_max(which: Buffer) -> Result<u64, Errno> {
+    let scratch = socket(
+        AddressFamily::Unix,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    // The kernel keeps twice what it grants, and grants at most half of i32::MAX.
+    let most = i32::MAX as usize;
+    let kept = match which {
+        Buffer::Receive => {
+            setsockopt(&scratch, sockopt::RcvBuf, &most)?;
+            getsockopt(&scratch, sockopt::RcvBuf)?
+        }
+        Buffer::Send => {
+            setsockopt(&scratch, sockopt::SndBuf, &most)?;
+            getsockopt(&scratch, sockopt::SndBuf)?
+        }
+    };
+    Ok(kept as u64 / 2)
+}
+
+/// Whether setting the buffer `which` of `fd` to `bytes` again is within what the kernel grants
+/// without CAP_NET_ADMIN: nothing to set (the socket has it), or at most [`buffer_max`]. A
+/// reload checks this before it changes anything, since a buffer, once set, cannot be put back:
+/// a buffer set with FORCE at start that a holder has since changed can only be set again
+/// with the capability the daemon gave up.
+pub fn buffer_within_grant(fd: &OwnedFd, which: Buffer, bytes: u32) -> Result<(), OptionError> {
+    let (field, sysctl) = match which {
+        Buffer::Receive => ("receive_buffer", "net.core.rmem_max"),
+        Buffer::Send => ("send_buffer", "net.core.wmem_max"),
+    };
+    let fail = |errno| failed(field, bytes.to_string(), errno);
+    let has = match which {
+        Buffer::Receive => getsockopt(fd, sockopt::RcvBuf),
+        Buffer::Send => getsockopt(fd, sockopt::SndBuf),
+    }
+    .map_err(fail)?;
+    let max = buffer_max(which).map_err(fail)?;
+    if has == bytes as usize * 2 || u64::from(bytes) <= max {
+        return Ok(());
+    }
+    Err(OptionError {
+        field,
+        value: Some(bytes.to_string()),
+        problem: format!(
+            "the socket's buffer is {} bytes now (a holder changed it), and setting it again \
+             beyond {sysctl} ({max} bytes) needs CAP_NET_ADMIN, which the daemon gave up",
+            has / 2
+        ),
+        fix: "restart portbinder to apply".to_owned(),
+    })
 }
 
 /// SO_RCVBUFFORCE / SO_SNDBUFFORCE (CAP_NET_ADMIN, no limit), else SO_RCVBUF / SO_SNDBUF

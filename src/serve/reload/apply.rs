@@ -1,10 +1,17 @@
 //! A reload's changes applied, all or none. The steps that can fail come first, in the plan's
-//! order: a socket file's mode, a backlog, the options of bound sockets. When one fails, the
-//! ones before it (and the failed one, which may have changed some sockets of its binding) are
-//! put back, newest first, and the reload is refused with the error. Then the steps that
-//! cannot fail: removed bindings (file removed, Unix socket and sockets closed, fd-store entry
-//! dropped), and every kept binding's new table swapped in, which is where new rules take
-//! effect, for the next connection.
+//! order: a socket file's mode, a backlog, the options of bound sockets that can be put back
+//! exactly. When one fails, the ones before it (and the failed one, which may have changed
+//! some sockets of its binding) are put back, newest first, and the reload is refused with the
+//! error: a mode or a backlog as the configuration in force says (the daemon set both; a
+//! holder may listen(2) again with a backlog of its own, which no call reads back, so that one
+//! is not restored), options as a snapshot read from each socket before the step found them.
+//! Then the options that cannot be put back, the keepalive timings and the buffers (whose
+//! defaults follow sysctls, which a set value stops following) and the status flags, which the
+//! plan and the options step have checked will be granted (a buffer within what the kernel
+//! grants without CAP_NET_ADMIN, or already as configured). Last,
+//! the steps that cannot fail: removed bindings (file removed, Unix socket and sockets closed,
+//! fd-store entry dropped), and every kept binding's new table swapped in, which is where new
+//! rules take effect, for the next connection.
 
 use std::collections::HashMap;
 
@@ -15,9 +22,10 @@ use crate::serve::audit::Line;
 use crate::serve::fdstore;
 use crate::serve::grant::served::Served;
 use crate::serve::notify::Notifier;
-use crate::serve::options::{self, Made};
+use crate::serve::options::Snapshot;
 use crate::serve::reload::files;
 use crate::serve::reload::plan::{Action, Change, Step};
+use crate::serve::reload::socket_options::{self, lasting, restore, snapshots};
 use crate::serve::setup::endpoint::Endpoints;
 
 /// A change that could not be applied, and what putting the others back left.
@@ -92,7 +100,7 @@ pub fn apply(
     })?;
     let by_name: HashMap<&str, &Binding> =
         new.bindings.iter().map(|b| (b.name.as_str(), b)).collect();
-    let mut applied: Vec<(Fallible, usize)> = Vec::new();
+    let mut applied: Vec<Applied> = Vec::new();
     for change in changes {
         let Some((kind, index)) = fallible(&change.action) else {
             continue;
@@ -102,28 +110,47 @@ pub fn apply(
         let Some(&to) = by_name.get(from.name.as_str()) else {
             continue;
         };
+        let snapshots = match kind {
+            Fallible::Options => snapshots(&target.served[slot], from)
+                .map_err(|error| failure(change, error, &applied, old, &slots, &target))?,
+            _ => Vec::new(),
+        };
+        applied.push(Applied {
+            kind,
+            index,
+            snapshots,
+        });
         if let Err(error) = set(kind, to, slot, &target) {
-            // Newest first: the failed step itself, which may have changed some sockets of
-            // its binding before one refused, then the ones applied before it.
-            let partial = (kind != Fallible::Mode).then_some((kind, index));
-            let undo_errors = partial
-                .into_iter()
-                .chain(applied.iter().rev().copied())
-                .filter_map(|(kind, index)| {
-                    let from = &old.bindings[index];
-                    set(kind, from, slots[index], &target)
-                        .err()
-                        .map(|e| format!("binding `{}`: {e}", from.name))
-                })
-                .collect();
-            return Err(Failed {
-                what: change.what.clone(),
-                error,
-                undone: applied.len(),
-                undo_errors,
-            });
+            let before = applied.len() - 1;
+            // The failed step too, unless it is a mode: an options or backlog step may have
+            // changed some sockets of its binding before one refused.
+            let undo_to = if kind == Fallible::Mode {
+                before
+            } else {
+                applied.len()
+            };
+            let mut failed = failure(change, error, &applied[..undo_to], old, &slots, &target);
+            failed.undone = before;
+            return Err(failed);
         }
-        applied.push((kind, index));
+    }
+    for step in applied.iter().filter(|s| s.kind == Fallible::Options) {
+        let from = &old.bindings[step.index];
+        let to = by_name[from.name.as_str()];
+        if let Err(error) = lasting(to, &target.served[slots[step.index]]) {
+            let options = Action::Apply(Step::Options(step.index));
+            let change = changes
+                .iter()
+                .find(|c| c.action == options)
+                .unwrap_or(&changes[0]);
+            let mut failed = failure(change, error, &applied, old, &slots, &target);
+            failed.undo_errors.push(format!(
+                "binding `{}` and those before it: the keepalive timings, buffers and \
+                 nonblocking set on their sockets cannot be put back",
+                from.name
+            ));
+            return Err(failed);
+        }
     }
     // Nothing below can fail.
     let mut removed = Vec::new();
@@ -166,6 +193,50 @@ fn fallible(action: &Action) -> Option<(Fallible, usize)> {
     }
 }
 
+/// A step that was applied, with what it needs to be put back.
+struct Applied {
+    kind: Fallible,
+    index: usize,
+    /// An options step's snapshot of each socket of its binding, taken before it.
+    snapshots: Vec<Snapshot>,
+}
+
+/// The reload refused by `change`'s `error`, once the steps of `undone` are put back (the
+/// count of changes put back, which a caller corrects when `undone` includes the failed one).
+fn failure(
+    change: &Change,
+    error: String,
+    undone: &[Applied],
+    old: &Config,
+    slots: &[usize],
+    target: &Target<'_, '_>,
+) -> Failed {
+    Failed {
+        what: change.what.clone(),
+        error,
+        undone: undone.len(),
+        undo_errors: undo(undone, old, slots, target),
+    }
+}
+
+/// Puts `steps` back, newest first; returns what could not be.
+fn undo(steps: &[Applied], old: &Config, slots: &[usize], target: &Target<'_, '_>) -> Vec<String> {
+    steps
+        .iter()
+        .rev()
+        .filter_map(|step| {
+            let (from, slot) = (&old.bindings[step.index], slots[step.index]);
+            let result = match step.kind {
+                Fallible::Options => restore(&target.served[slot], from, &step.snapshots),
+                kind => set(kind, from, slot, target),
+            };
+            result
+                .err()
+                .map(|e| format!("binding `{}`: {e}", from.name))
+        })
+        .collect()
+}
+
 /// Brings the binding served under `slot` to what `to` says for `kind`.
 fn set(kind: Fallible, to: &Binding, slot: usize, target: &Target<'_, '_>) -> Result<(), String> {
     let sockets = target.served[slot].sockets();
@@ -187,15 +258,7 @@ fn set(kind: Fallible, to: &Binding, slot: usize, target: &Target<'_, '_>) -> Re
         }
         Fallible::Backlog => files::relisten(sockets, &to.listen, to.backlog)
             .map_err(|e| format!("cannot listen again with backlog {}: {e}", to.backlog)),
-        Fallible::Options => {
-            for (fd, addr) in sockets.iter().zip(&to.listen) {
-                options::apply(fd, addr, &to.options, Made::Inherited).map_err(|e| {
-                    let text = e.to_string().replace("\n  ", "; ");
-                    format!("{addr}: {text}")
-                })?;
-            }
-            Ok(())
-        }
+        Fallible::Options => socket_options::reversible(to, &target.served[slot]),
     }
 }
 

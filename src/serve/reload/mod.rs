@@ -6,7 +6,8 @@
 //! * [`read`]: the file read again, as the run user, inside the sandbox;
 //! * [`plan`]: what changed, and whether each change can be applied;
 //! * [`apply`]: all of the changes or none, on the sockets and files being served
-//!   (with [`files`]: a socket file's mode, a backlog);
+//!   (with [`files`]: a socket file's mode, a backlog; [`socket_options`]: the options of
+//!   bound sockets, and putting them back);
 //! * [`outcome`]: how it ended, in the audit log and in STATUS=.
 
 pub mod apply;
@@ -14,10 +15,12 @@ pub mod files;
 pub mod outcome;
 pub mod plan;
 pub mod read;
+pub mod socket_options;
 
 use crate::config::{Config, ConfigError};
 use crate::serve::grant::served::Served;
 use crate::serve::notify::Notifier;
+use crate::serve::options::{self, Buffer};
 use crate::serve::setup::endpoint::Endpoints;
 use crate::serve::status::{self, Counters};
 use crate::serve::sys;
@@ -103,17 +106,13 @@ impl<'a> Reloader<'a> {
     }
 }
 
-/// The sysctl maximum of a buffer option, beyond which it needs CAP_NET_ADMIN (`None`: it
-/// cannot be read, as under systemd's `ProcSubset=pid`).
-fn buffer_max(field: &str) -> Option<u64> {
-    let sysctl = match field {
-        "receive_buffer" => "rmem_max",
-        "send_buffer" => "wmem_max",
-        _ => return None,
+/// The largest buffer of `field` the kernel grants the daemon, which has no CAP_NET_ADMIN.
+fn buffer_max(field: &str) -> Result<(&'static str, u64), String> {
+    let (which, sysctl) = match field {
+        "receive_buffer" => (Buffer::Receive, "net.core.rmem_max"),
+        _ => (Buffer::Send, "net.core.wmem_max"),
     };
-    std::fs::read_to_string(format!("/proc/sys/net/core/{sysctl}"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    options::buffer_max(which)
+        .map(|max| (sysctl, max))
+        .map_err(|errno| format!("a scratch socket to learn {sysctl} failed: {errno}"))
 }

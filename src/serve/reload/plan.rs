@@ -4,6 +4,10 @@
 
 use crate::config::{Binding, Config, SocketOptions};
 
+/// The largest buffer granted without CAP_NET_ADMIN, by option (`receive_buffer`,
+/// `send_buffer`), as `(sysctl, bytes)`, or why it cannot be known.
+pub type BufferMax<'f> = dyn Fn(&str) -> Result<(&'static str, u64), String> + 'f;
+
 /// Why a change cannot be applied by the running daemon.
 pub const RESTART: &str = "restart to apply";
 
@@ -42,12 +46,12 @@ pub enum Step {
 }
 
 /// Every difference between `old` (served) and `new` (read), in a stable order: the global
-/// settings, then the bindings by name. `buffer_max` gives the sysctl maximum of a buffer
-/// (`net.core.rmem_max` for `receive_buffer`, `wmem_max` for `send_buffer`), beyond which
-/// a buffer needs CAP_NET_ADMIN; when it cannot be read (systemd's `ProcSubset=pid` hides
-/// /proc/sys) the change is applied, and the kernel's answer decides: a buffer it caps fails
-/// the step, which puts back what was applied (src/serve/reload/apply.rs).
-pub fn plan(old: &Config, new: &Config, buffer_max: &dyn Fn(&str) -> Option<u64>) -> Vec<Change> {
+/// settings, then the bindings by name. `buffer_max` gives the largest buffer the kernel grants
+/// without CAP_NET_ADMIN (`net.core.rmem_max` for `receive_buffer`, `wmem_max` for
+/// `send_buffer`), or why it cannot be known. A buffer beyond it is refused, and so is one
+/// whose maximum cannot be known: a buffer, once set, cannot be put back (the kernel stops
+/// tuning it), so a reload sets buffers only when it knows they will be granted.
+pub fn plan(old: &Config, new: &Config, buffer_max: &BufferMax<'_>) -> Vec<Change> {
     let mut changes = Vec::new();
     let refuse = |changes: &mut Vec<Change>, what: String, why: &str| {
         changes.push(Change {
@@ -120,13 +124,13 @@ pub fn plan(old: &Config, new: &Config, buffer_max: &dyn Fn(&str) -> Option<u64>
 fn refused_binding_changes(
     a: &Binding,
     b: &Binding,
-    buffer_max: &dyn Fn(&str) -> Option<u64>,
-) -> Vec<(&'static str, &'static str)> {
+    buffer_max: &BufferMax<'_>,
+) -> Vec<(&'static str, String)> {
     let (x, y) = (&a.options, &b.options);
     let mut refused = Vec::new();
-    let mut check = |field, changed: bool, why| {
+    let mut check = |field, changed: bool, why: &str| {
         if changed {
-            refused.push((field, why));
+            refused.push((field, why.to_owned()));
         }
     };
     let bound = "a bound socket keeps it";
@@ -156,13 +160,18 @@ fn refused_binding_changes(
         ("receive_buffer", x.receive_buffer, y.receive_buffer),
         ("send_buffer", x.send_buffer, y.send_buffer),
     ] {
-        let beyond =
-            new.is_some_and(|bytes| buffer_max(field).is_some_and(|max| u64::from(bytes) > max));
-        check(
-            field,
-            old != new && beyond,
-            "a buffer beyond the sysctl maximum needs CAP_NET_ADMIN",
-        );
+        let Some(bytes) = new.filter(|_| old != new) else {
+            continue;
+        };
+        let why = match buffer_max(field) {
+            Ok((sysctl, max)) if u64::from(bytes) > max => format!(
+                "{bytes} bytes is beyond {sysctl} ({max} bytes), which only CAP_NET_ADMIN \
+                 passes, and the daemon gave its capabilities up at start"
+            ),
+            Ok(_) => continue,
+            Err(why) => format!("whether {bytes} bytes needs CAP_NET_ADMIN cannot be known: {why}"),
+        };
+        check(field, true, &why);
     }
     refused
 }
@@ -203,8 +212,8 @@ mod tests {
     const HTTP: &str = "[binding.http]\nlisten = [\"127.0.0.1:80\"]\ngroup = \"www-data\"\n";
     const DNS: &str = "[binding.dns]\nlisten = [\"udp://127.0.0.1:53\"]\ngroup = \"www-data\"\n";
 
-    fn max(_: &str) -> Option<u64> {
-        Some(212_992)
+    fn max(_: &str) -> Result<(&'static str, u64), String> {
+        Ok(("net.core.rmem_max", 212_992))
     }
 
     fn described(changes: &[Change]) -> Vec<String> {
@@ -269,19 +278,21 @@ mod tests {
                 "refuse binding `http`: listen: new addresses need new sockets: restart to apply",
                 "refuse binding `http`: group: the socket file's group is set with chown, which needs CAP_CHOWN: restart to apply",
                 "refuse binding `http`: mark: setting SO_MARK needs CAP_NET_ADMIN: restart to apply",
-                "refuse binding `http`: receive_buffer: a buffer beyond the sysctl maximum needs CAP_NET_ADMIN: restart to apply",
+                "refuse binding `http`: receive_buffer: 1000000 bytes is beyond net.core.rmem_max (212992 bytes), which only CAP_NET_ADMIN passes, and the daemon gave its capabilities up at start: restart to apply",
             ]
         );
     }
 
     #[test]
-    fn a_buffer_is_tried_when_the_sysctl_maximum_cannot_be_read() {
+    fn a_buffer_whose_maximum_cannot_be_known_is_refused() {
         let old = config(HTTP);
-        let new = config(&format!("{HTTP}receive_buffer = 1000000\n"));
-        let hidden = |_: &str| None;
+        let new = config(&format!("{HTTP}receive_buffer = 4096\n"));
+        let unknown = |_: &str| Err("no socket: EMFILE".to_owned());
         assert_eq!(
-            described(&plan(&old, &new, &hidden)),
-            ["apply binding `http`: receive_buffer"]
+            described(&plan(&old, &new, &unknown)),
+            [
+                "refuse binding `http`: receive_buffer: whether 4096 bytes needs CAP_NET_ADMIN cannot be known: no socket: EMFILE: restart to apply"
+            ]
         );
     }
 

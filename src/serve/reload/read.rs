@@ -37,6 +37,14 @@ fn explain(error: &ConfigError, served: &Config) -> String {
 fn unreadable(path: &Path, source: &std::io::Error, served: &Config) -> String {
     let file = path.display();
     let head = format!("cannot read configuration file {file}: {source}");
+    if permissions_allow(path, served) && in_root(path) {
+        // The sandbox's rule is on the file it started with (src/serve/sandbox/mod.rs).
+        return format!(
+            "{head}: the file is in /, so the sandbox lets the daemon read only the very file \
+             it started with (and /etc), not a new one renamed over it: edit it in place \
+             (`cp NEW {file}` writes into it), or move it to /etc/portbinder/ and restart"
+        );
+    }
     if permissions_allow(path, served) {
         // The file's mode lets the run user read it: the sandbox refused the path.
         return format!(
@@ -52,6 +60,19 @@ fn unreadable(path: &Path, source: &std::io::Error, served: &Config) -> String {
          `chgrp {group} {file} && chmod 0640 {file}`, or `chmod 0644 {file}` as packaged (it \
          holds no secret)"
     )
+}
+
+/// Whether the file `path` names lies right in `/`, where the sandbox's read rule is on the
+/// file rather than its directory.
+fn in_root(path: &Path) -> bool {
+    let real = std::fs::canonicalize(path).ok().or_else(|| {
+        Some(
+            std::fs::canonicalize(path.parent()?)
+                .ok()?
+                .join(path.file_name()?),
+        )
+    });
+    real.is_some_and(|real| real.parent() == Some(Path::new("/")))
 }
 
 /// Whether the mode of `path` lets the run user read it (as its owner, through its primary

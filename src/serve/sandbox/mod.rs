@@ -62,14 +62,22 @@ impl Status {
 }
 
 /// The directory of the configuration file `path`, by its real path, for the rule that lets
-/// a reload read the file again: opened before the drop (the run user may not reach it), as
-/// an O_PATH descriptor that grants nothing by itself. `None` if it cannot be opened: a
+/// a reload read the file again (a new file renamed into place too, as editors save):
+/// opened before the drop (the run user may not reach it), as an O_PATH descriptor that
+/// grants nothing by itself. A file right in `/` gets the rule on itself instead, since a
+/// rule on `/` would let the daemon read every file its user may: a reload then reads that
+/// very file, edited in place, and not one renamed over it. `None` if it cannot be opened: a
 /// reload then cannot read the file, and says so.
 pub fn config_dir(path: &Path) -> Option<OwnedFd> {
     let real = std::fs::canonicalize(path).ok()?;
+    let parent = real.parent()?;
+    let (target, kind) = match parent == Path::new("/") {
+        true => (real.as_path(), OFlag::empty()),
+        false => (parent, OFlag::O_DIRECTORY),
+    };
     open(
-        real.parent()?,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        target,
+        OFlag::O_PATH | kind | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
     .ok()

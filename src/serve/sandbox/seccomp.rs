@@ -119,8 +119,11 @@ pub(super) mod filter {
                 ],
             ),
         ];
-        // The peer's credentials (every connection), and what a reload reads back.
-        let read: [(libc::c_int, &[libc::c_int]); 2] = [
+        // The peer's credentials (every connection), and what a reload reads back: the
+        // options it checks or sets only when they differ, the snapshot it puts back when a
+        // step fails (src/serve/options/snapshot.rs), and the buffer maximum a scratch Unix
+        // socket is granted.
+        let read: [(libc::c_int, &[libc::c_int]); 4] = [
             (
                 SOL_SOCKET,
                 &[
@@ -131,9 +134,13 @@ pub(super) mod filter {
                     libc::SO_SNDBUF,
                     libc::SO_MARK,
                     libc::SO_BINDTODEVICE,
+                    libc::SO_REUSEADDR,
+                    libc::SO_KEEPALIVE,
                 ],
             ),
+            (IPPROTO_IP, &[libc::IP_FREEBIND]),
             (IPPROTO_IPV6, &[libc::IPV6_V6ONLY]),
+            (IPPROTO_TCP, &[libc::TCP_DEFER_ACCEPT, libc::TCP_FASTOPEN]),
         ];
         #[allow(unused_mut)] // extended below on x86_64 only
         let mut list = vec![
@@ -178,7 +185,7 @@ pub(super) mod filter {
             any(libc::SYS_statx),
             any(libc::SYS_lseek),
             // glibc syslog(3): send, and after the syslog daemon restarted, reconnect to
-            // /dev/log. Only Unix sockets can be created.
+            // /dev/log; a reload's scratch socket. Only Unix sockets can be created.
             any(libc::SYS_sendto),
             (
                 libc::SYS_socket,

@@ -32,6 +32,7 @@ use nix::sys::stat::{Mode, SFlag, fchmod, fstat};
 use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, unlinkat};
 
 use crate::config::address::ListenAddr;
+use crate::serve::audit::Line;
 use crate::serve::setup::sockdir::{SockDirError, SocketDir, sys};
 use crate::serve::sys as syscalls;
 
@@ -60,7 +61,38 @@ fn errno(e: &std::io::Error) -> Errno {
 
 /// Records `sockets` (binding name, address, socket) in the socket directory, replacing the
 /// record of the previous start. Only for a start as root: the file must be root's.
+///
+/// A record that cannot be written (the run user, which owns the directory, can put a
+/// directory of its own where the new one is made; /run can be full) does not stop the start:
+/// the record of the previous start is removed, so that no record names sockets this start
+/// may not serve any more, and the returned line (to log once syslog is open) says that this
+/// start's sockets cannot be recovered after a crash.
 pub fn write<'a>(
+    dir: &SocketDir,
+    sockets: impl IntoIterator<Item = (&'a str, &'a ListenAddr, BorrowedFd<'a>)>,
+) -> Option<Line> {
+    let error = write_new(dir, sockets).err()?;
+    let removed = match unlinkat(dir.fd(), RECORD_FILE, UnlinkatFlags::NoRemoveDir) {
+        Ok(()) | Err(Errno::ENOENT) => "the record of the previous start is removed".to_owned(),
+        Err(e) => format!("the record of the previous start cannot be removed either: {e}"),
+    };
+    Some(
+        Line::new("error")
+            .field("op", "record")
+            .field("record", dir.path.join(RECORD_FILE).display())
+            .field("error", &error)
+            .field(
+                "action",
+                format!(
+                    "serving; this start's sockets are not recorded, and {removed}, so after a \
+                     crash they cannot be recovered (a restart fails with EADDRINUSE while \
+                     programs hold them): remove what is in the way and restart"
+                ),
+            ),
+    )
+}
+
+fn write_new<'a>(
     dir: &SocketDir,
     sockets: impl IntoIterator<Item = (&'a str, &'a ListenAddr, BorrowedFd<'a>)>,
 ) -> Result<(), SockDirError> {
