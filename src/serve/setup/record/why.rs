@@ -43,7 +43,7 @@ pub enum Untrusted {
         /// Its path.
         path: PathBuf,
         /// st_nlink.
-        links: u64,
+        links: libc::nlink_t,
     },
     /// Not root's.
     #[error(
