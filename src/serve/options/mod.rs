@@ -56,12 +56,8 @@ pub fn apply(
 /// holder changed it; a buffer beyond the sysctl maximum that a holder changed).
 pub fn reload_can_apply(fd: &OwnedFd, options: &SocketOptions) -> Result<(), OptionError> {
     device_unchanged(fd, options.bind_to_device.as_deref())?;
-    let buffers = [
-        (Buffer::Receive, options.receive_buffer),
-        (Buffer::Send, options.send_buffer),
-    ];
-    for (which, bytes) in buffers {
-        if let Some(bytes) = bytes {
+    for which in Buffer::BOTH {
+        if let Some(bytes) = which.of(options) {
             buffer_within_grant(fd, which, bytes)?;
         }
     }
@@ -118,11 +114,10 @@ pub fn apply_lasting(
     if addr.proto == Proto::Tcp {
         tcp::keepalive_timings(fd, options)?;
     }
-    if let Some(bytes) = options.receive_buffer {
-        buffer(fd, Buffer::Receive, bytes, made)?;
-    }
-    if let Some(bytes) = options.send_buffer {
-        buffer(fd, Buffer::Send, bytes, made)?;
+    for which in Buffer::BOTH {
+        if let Some(bytes) = which.of(options) {
+            buffer(fd, which, bytes, made)?;
+        }
     }
     nonblocking(fd, options.nonblocking)
 }

@@ -50,12 +50,59 @@ pub fn mark(fd: &OwnedFd, want: Option<u32>, made: Made) -> Result<(), OptionErr
 }
 
 /// Which of the two buffers.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Buffer {
     /// SO_RCVBUF.
     Receive,
     /// SO_SNDBUF.
     Send,
+}
+
+impl Buffer {
+    /// Both, in the configuration's order.
+    pub const BOTH: [Buffer; 2] = [Buffer::Receive, Buffer::Send];
+
+    /// The configuration key.
+    pub fn field(self) -> &'static str {
+        match self {
+            Buffer::Receive => "receive_buffer",
+            Buffer::Send => "send_buffer",
+        }
+    }
+
+    /// The sysctl that caps it without CAP_NET_ADMIN.
+    pub fn sysctl(self) -> &'static str {
+        match self {
+            Buffer::Receive => "net.core.rmem_max",
+            Buffer::Send => "net.core.wmem_max",
+        }
+    }
+
+    /// Its size in `options`, if set.
+    pub fn of(self, options: &crate::config::SocketOptions) -> Option<u32> {
+        match self {
+            Buffer::Receive => options.receive_buffer,
+            Buffer::Send => options.send_buffer,
+        }
+    }
+
+    /// What the kernel keeps for it on `fd` (twice what was asked for).
+    fn get(self, fd: &OwnedFd) -> Result<usize, Errno> {
+        match self {
+            Buffer::Receive => getsockopt(fd, sockopt::RcvBuf),
+            Buffer::Send => getsockopt(fd, sockopt::SndBuf),
+        }
+    }
+
+    /// SO_RCVBUF / SO_SNDBUF, or with `force` SO_RCVBUFFORCE / SO_SNDBUFFORCE.
+    fn set(self, fd: &OwnedFd, bytes: usize, force: bool) -> Result<(), Errno> {
+        match (self, force) {
+            (Buffer::Receive, false) => setsockopt(fd, sockopt::RcvBuf, &bytes),
+            (Buffer::Send, false) => setsockopt(fd, sockopt::SndBuf, &bytes),
+            (Buffer::Receive, true) => setsockopt(fd, sockopt::RcvBufForce, &bytes),
+            (Buffer::Send, true) => setsockopt(fd, sockopt::SndBufForce, &bytes),
+        }
+    }
 }
 
 /// The largest buffer SO_RCVBUF / SO_SNDBUF can give now (net.core.rmem_max / wmem_max), in
@@ -71,18 +118,8 @@ pub fn buffer_max(which: Buffer) -> Result<u64, Errno> {
         None,
     )?;
     // The kernel keeps twice what it grants, and grants at most half of i32::MAX.
-    let most = i32::MAX as usize;
-    let kept = match which {
-        Buffer::Receive => {
-            setsockopt(&scratch, sockopt::RcvBuf, &most)?;
-            getsockopt(&scratch, sockopt::RcvBuf)?
-        }
-        Buffer::Send => {
-            setsockopt(&scratch, sockopt::SndBuf, &most)?;
-            getsockopt(&scratch, sockopt::SndBuf)?
-        }
-    };
-    Ok(kept as u64 / 2)
+    which.set(&scratch, i32::MAX as usize, false)?;
+    Ok(which.get(&scratch)? as u64 / 2)
 }
 
 /// Whether setting the buffer `which` of `fd` to `bytes` again is within what the kernel grants
@@ -91,18 +128,14 @@ pub fn buffer_max(which: Buffer) -> Result<u64, Errno> {
 /// a buffer set with FORCE at start that a holder has since changed can only be set again
 /// with the capability the daemon gave up.
 pub fn buffer_within_grant(fd: &OwnedFd, which: Buffer, bytes: u32) -> Result<(), OptionError> {
-    let (field, sysctl) = match which {
-        Buffer::Receive => ("receive_buffer", "net.core.rmem_max"),
-        Buffer::Send => ("send_buffer", "net.core.wmem_max"),
-    };
+    let (field, sysctl) = (which.field(), which.sysctl());
     let fail = |errno| failed(field, bytes.to_string(), errno);
-    let has = match which {
-        Buffer::Receive => getsockopt(fd, sockopt::RcvBuf),
-        Buffer::Send => getsockopt(fd, sockopt::SndBuf),
+    let has = which.get(fd).map_err(fail)?;
+    if has == bytes as usize * 2 {
+        return Ok(());
     }
-    .map_err(fail)?;
     let max = buffer_max(which).map_err(fail)?;
-    if has == bytes as usize * 2 || u64::from(bytes) <= max {
+    if u64::from(bytes) <= max {
         return Ok(());
     }
     Err(OptionError {
@@ -121,46 +154,32 @@ pub fn buffer_within_grant(fd: &OwnedFd, which: Buffer, bytes: u32) -> Result<()
 /// (capped at net.core.rmem_max / wmem_max). The kernel keeps twice the value asked for
 /// (for its bookkeeping), which is what getsockopt reads back; anything less means capped.
 pub fn buffer(fd: &OwnedFd, which: Buffer, bytes: u32, made: Made) -> Result<(), OptionError> {
-    let (field, sysctl, unit_key) = match which {
-        Buffer::Receive => ("receive_buffer", "net.core.rmem_max", "ReceiveBuffer="),
-        Buffer::Send => ("send_buffer", "net.core.wmem_max", "SendBuffer="),
-    };
-    let get = || match which {
-        Buffer::Receive => getsockopt(fd, sockopt::RcvBuf),
-        Buffer::Send => getsockopt(fd, sockopt::SndBuf),
-    };
+    let (field, sysctl) = (which.field(), which.sysctl());
+    let fail = |errno| failed(field, bytes.to_string(), errno);
     let want = bytes as usize * 2;
-    if get().is_ok_and(|has| has == want) {
+    if which.get(fd).is_ok_and(|has| has == want) {
         return Ok(());
     }
-    let forced = match which {
-        Buffer::Receive => setsockopt(fd, sockopt::RcvBufForce, &(bytes as usize)),
-        Buffer::Send => setsockopt(fd, sockopt::SndBufForce, &(bytes as usize)),
-    };
-    match forced {
+    match which.set(fd, bytes as usize, true) {
         Ok(()) => {}
-        Err(Errno::EPERM) => match which {
-            Buffer::Receive => setsockopt(fd, sockopt::RcvBuf, &(bytes as usize)),
-            Buffer::Send => setsockopt(fd, sockopt::SndBuf, &(bytes as usize)),
-        }
-        .map_err(|e| failed(field, bytes.to_string(), e))?,
-        Err(errno) => return Err(failed(field, bytes.to_string(), errno)),
+        Err(Errno::EPERM) => which.set(fd, bytes as usize, false).map_err(fail)?,
+        Err(errno) => return Err(fail(errno)),
     }
-    let has = get().map_err(|e| failed(field, bytes.to_string(), e))?;
+    let has = which.get(fd).map_err(fail)?;
     if has >= want {
         return Ok(());
     }
+    let (force, unit_key) = match which {
+        Buffer::Receive => ("SO_RCVBUFFORCE", "ReceiveBuffer="),
+        Buffer::Send => ("SO_SNDBUFFORCE", "SendBuffer="),
+    };
     Err(OptionError {
         field,
         value: Some(bytes.to_string()),
         problem: format!(
-            "the kernel capped it at {} bytes ({sysctl}): a larger buffer needs {} and so \
+            "the kernel capped it at {} bytes ({sysctl}): a larger buffer needs {force} and so \
              CAP_NET_ADMIN, which this process does not have",
             has / 2,
-            match which {
-                Buffer::Receive => "SO_RCVBUFFORCE",
-                Buffer::Send => "SO_SNDBUFFORCE",
-            }
         ),
         fix: format!(
             "{NET_ADMIN_FIX}; or raise {sysctl} to at least {bytes}{}",

@@ -110,40 +110,36 @@ pub fn apply(
         let Some(&to) = by_name.get(from.name.as_str()) else {
             continue;
         };
+        let before = applied.len();
         let snapshots = match kind {
             Fallible::Options => snapshots(&target.served[slot], from)
-                .map_err(|error| failure(change, error, &applied, old, &slots, &target))?,
+                .map_err(|error| failure(change, error, &applied, before, old, &slots, &target))?,
             _ => Vec::new(),
         };
         applied.push(Applied {
+            change,
             kind,
             index,
             snapshots,
         });
         if let Err(error) = set(kind, to, slot, &target) {
-            let before = applied.len() - 1;
-            // The failed step too, unless it is a mode: an options or backlog step may have
-            // changed some sockets of its binding before one refused.
-            let undo_to = if kind == Fallible::Mode {
-                before
-            } else {
-                applied.len()
+            // The failed step is put back too, unless it is a mode: an options or backlog
+            // step may have changed some sockets of its binding before one refused.
+            let put_back = match kind {
+                Fallible::Mode => &applied[..before],
+                _ => &applied[..],
             };
-            let mut failed = failure(change, error, &applied[..undo_to], old, &slots, &target);
-            failed.undone = before;
-            return Err(failed);
+            return Err(failure(
+                change, error, put_back, before, old, &slots, &target,
+            ));
         }
     }
     for step in applied.iter().filter(|s| s.kind == Fallible::Options) {
         let from = &old.bindings[step.index];
         let to = by_name[from.name.as_str()];
         if let Err(error) = lasting(to, &target.served[slots[step.index]]) {
-            let options = Action::Apply(Step::Options(step.index));
-            let change = changes
-                .iter()
-                .find(|c| c.action == options)
-                .unwrap_or(&changes[0]);
-            let mut failed = failure(change, error, &applied, old, &slots, &target);
+            let all = applied.len();
+            let mut failed = failure(step.change, error, &applied, all, old, &slots, &target);
             failed.undo_errors.push(format!(
                 "binding `{}` and those before it: the keepalive timings, buffers and \
                  nonblocking set on their sockets cannot be put back",
@@ -194,19 +190,21 @@ fn fallible(action: &Action) -> Option<(Fallible, usize)> {
 }
 
 /// A step that was applied, with what it needs to be put back.
-struct Applied {
+struct Applied<'c> {
+    change: &'c Change,
     kind: Fallible,
     index: usize,
     /// An options step's snapshot of each socket of its binding, taken before it.
     snapshots: Vec<Snapshot>,
 }
 
-/// The reload refused by `change`'s `error`, once the steps of `undone` are put back (the
-/// count of changes put back, which a caller corrects when `undone` includes the failed one).
+/// The reload refused by `change`'s `error`, once `put_back` is: `applied` changes had been
+/// applied before it (`put_back` may also hold the failed one, which may have half-applied).
 fn failure(
     change: &Change,
     error: String,
-    undone: &[Applied],
+    put_back: &[Applied<'_>],
+    applied: usize,
     old: &Config,
     slots: &[usize],
     target: &Target<'_, '_>,
@@ -214,13 +212,18 @@ fn failure(
     Failed {
         what: change.what.clone(),
         error,
-        undone: undone.len(),
-        undo_errors: undo(undone, old, slots, target),
+        undone: applied,
+        undo_errors: undo(put_back, old, slots, target),
     }
 }
 
 /// Puts `steps` back, newest first; returns what could not be.
-fn undo(steps: &[Applied], old: &Config, slots: &[usize], target: &Target<'_, '_>) -> Vec<String> {
+fn undo(
+    steps: &[Applied<'_>],
+    old: &Config,
+    slots: &[usize],
+    target: &Target<'_, '_>,
+) -> Vec<String> {
     steps
         .iter()
         .rev()

@@ -106,13 +106,12 @@ impl<'a> Reloader<'a> {
     }
 }
 
-/// The largest buffer of `field` the kernel grants the daemon, which has no CAP_NET_ADMIN.
-fn buffer_max(field: &str) -> Result<(&'static str, u64), String> {
-    let (which, sysctl) = match field {
-        "receive_buffer" => (Buffer::Receive, "net.core.rmem_max"),
-        _ => (Buffer::Send, "net.core.wmem_max"),
-    };
-    options::buffer_max(which)
-        .map(|max| (sysctl, max))
-        .map_err(|errno| format!("a scratch socket to learn {sysctl} failed: {errno}"))
+/// The largest buffer of `which` the kernel grants the daemon, which has no CAP_NET_ADMIN.
+fn buffer_max(which: Buffer) -> Result<u64, String> {
+    options::buffer_max(which).map_err(|errno| {
+        format!(
+            "a scratch socket to learn {} failed: {errno}",
+            which.sysctl()
+        )
+    })
 }

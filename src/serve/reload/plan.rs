@@ -3,10 +3,10 @@
 //! refuse the whole reload. Pure: nothing here touches a socket or a file.
 
 use crate::config::{Binding, Config, SocketOptions};
+use crate::serve::options::Buffer;
 
-/// The largest buffer granted without CAP_NET_ADMIN, by option (`receive_buffer`,
-/// `send_buffer`), as `(sysctl, bytes)`, or why it cannot be known.
-pub type BufferMax<'f> = dyn Fn(&str) -> Result<(&'static str, u64), String> + 'f;
+/// The largest buffer granted without CAP_NET_ADMIN, in bytes, or why it cannot be known.
+pub type BufferMax<'f> = dyn Fn(Buffer) -> Result<u64, String> + 'f;
 
 /// Why a change cannot be applied by the running daemon.
 pub const RESTART: &str = "restart to apply";
@@ -156,22 +156,21 @@ fn refused_binding_changes(
         x.mark != y.mark,
         "setting SO_MARK needs CAP_NET_ADMIN",
     );
-    for (field, old, new) in [
-        ("receive_buffer", x.receive_buffer, y.receive_buffer),
-        ("send_buffer", x.send_buffer, y.send_buffer),
-    ] {
+    for which in Buffer::BOTH {
+        let (old, new) = (which.of(x), which.of(y));
         let Some(bytes) = new.filter(|_| old != new) else {
             continue;
         };
-        let why = match buffer_max(field) {
-            Ok((sysctl, max)) if u64::from(bytes) > max => format!(
+        let sysctl = which.sysctl();
+        let why = match buffer_max(which) {
+            Ok(max) if u64::from(bytes) > max => format!(
                 "{bytes} bytes is beyond {sysctl} ({max} bytes), which only CAP_NET_ADMIN \
                  passes, and the daemon gave its capabilities up at start"
             ),
             Ok(_) => continue,
             Err(why) => format!("whether {bytes} bytes needs CAP_NET_ADMIN cannot be known: {why}"),
         };
-        check(field, true, &why);
+        check(which.field(), true, &why);
     }
     refused
 }
@@ -212,8 +211,8 @@ mod tests {
     const HTTP: &str = "[binding.http]\nlisten = [\"127.0.0.1:80\"]\ngroup = \"www-data\"\n";
     const DNS: &str = "[binding.dns]\nlisten = [\"udp://127.0.0.1:53\"]\ngroup = \"www-data\"\n";
 
-    fn max(_: &str) -> Result<(&'static str, u64), String> {
-        Ok(("net.core.rmem_max", 212_992))
+    fn max(_: Buffer) -> Result<u64, String> {
+        Ok(212_992)
     }
 
     fn described(changes: &[Change]) -> Vec<String> {
@@ -287,7 +286,7 @@ mod tests {
     fn a_buffer_whose_maximum_cannot_be_known_is_refused() {
         let old = config(HTTP);
         let new = config(&format!("{HTTP}receive_buffer = 4096\n"));
-        let unknown = |_: &str| Err("no socket: EMFILE".to_owned());
+        let unknown = |_: Buffer| Err("no socket: EMFILE".to_owned());
         assert_eq!(
             described(&plan(&old, &new, &unknown)),
             [
