@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::path::Path;
 
 use common::load::{Load, http_answered_by};
@@ -15,20 +14,6 @@ use common::shim::socket_inodes;
 use common::sockopts::listen_backlog;
 use common::*;
 use nix::sys::signal::Signal;
-
-/// The inodes of the sockets process `pid` holds.
-fn sockets_held_by(pid: u32) -> BTreeSet<u64> {
-    socket_inodes(pid).into_iter().collect()
-}
-
-/// Kills the daemon with SIGKILL and waits until it is gone.
-fn kill_9(daemon: &mut Daemon) {
-    daemon.signal(Signal::SIGKILL);
-    assert!(
-        wait_until(EXIT_TIMEOUT, || !daemon.is_running()),
-        "daemon survived SIGKILL"
-    );
-}
 
 /// Starts client.py `mode` (serve-http, udp-echo) as `user` on binding `name` and waits
 /// until it serves.
@@ -48,24 +33,25 @@ fn probe_inodes(env: &TestEnv, name: &str) -> Vec<u64> {
 
 /// The whole run of one binding: daemon, app, load, kill -9, restart by hand, a new app as
 /// `daemon` (uid 1, in www-data), then the old app gone. Returns the restarted daemon and the
-/// load's (answered, failed), after checking the recovered socket is the apps' own.
+/// load's (answered, failed) and the old app's pid, after checking the recovered socket is
+/// the apps' own.
 fn kill_9_and_restart_under_load(
     env: &TestEnv,
     config: &Path,
     name: &str,
     mode: &str,
     load: impl FnOnce() -> Load,
-) -> (Daemon, Proc, (u64, u64)) {
+) -> (Daemon, Proc, (u64, u64), u32) {
     let mut first = env.serve(config);
     let old_app = app(env, WWW_DATA, mode, name);
     let before = probe_inodes(env, name);
     assert!(
-        sockets_held_by(old_app.pid()).contains(&before[0]),
+        socket_inodes(old_app.pid()).contains(&before[0]),
         "the app holds the binding's first socket"
     );
     let load = load();
     load.wait_for(50);
-    kill_9(&mut first);
+    first.stop_with(Signal::SIGKILL);
     load.wait_for(50);
 
     let second = env.serve(config);
@@ -77,19 +63,20 @@ fn kill_9_and_restart_under_load(
     let new_app = app(env, DAEMON_IN_WWW_DATA, mode, name);
     load.wait_for(50);
     let counts = load.finish();
+    let old_pid = old_app.pid();
     drop(old_app);
     assert!(
-        sockets_held_by(new_app.pid()).contains(&before[0]),
+        socket_inodes(new_app.pid()).contains(&before[0]),
         "the new app holds the recovered socket"
     );
-    (second, new_app, counts)
+    (second, new_app, counts, old_pid)
 }
 
 #[test]
 fn kill_9_and_a_restart_by_hand_recover_the_tcp_socket_with_no_failed_request() {
     let env = TestEnv::new();
     let config = env.config(DUAL_STACK_HTTP);
-    let (second, _new_app, (ok, failed)) =
+    let (second, _new_app, (ok, failed), old_pid) =
         kill_9_and_restart_under_load(&env, &config, "http", "serve-http", || {
             Load::http("127.0.0.1:80")
         });
@@ -98,7 +85,6 @@ fn kill_9_and_a_restart_by_hand_recover_the_tcp_socket_with_no_failed_request() 
     assert_eq!(http_answered_by("127.0.0.1:80".parse().unwrap()), Some(1));
 
     let recovered = second.wait_event("recovered", &[("binding", "http")]);
-    let app_pid = recovered.number("pid");
     recovered.assert_fields(&[
         ("listen", "tcp://127.0.0.1:80"),
         ("rule", "granted"),
@@ -110,7 +96,12 @@ fn kill_9_and_a_restart_by_hand_recover_the_tcp_socket_with_no_failed_request() 
     ]);
     assert_eq!(recovered.severity, "info");
     assert!(recovered.format_errors().is_empty(), "{}", recovered.line);
-    assert!(app_pid > 0);
+    assert_eq!(
+        recovered.number("pid"),
+        u64::from(old_pid),
+        "{}",
+        recovered.line
+    );
     // The app had closed its IPv6 socket (serve-http keeps the first): nobody held [::1]:80,
     // so it was bound afresh.
     assert_eq!(second.events_of("recovered").len(), 1);
@@ -124,7 +115,7 @@ fn kill_9_and_a_restart_by_hand_recover_the_tcp_socket_with_no_failed_request() 
 fn kill_9_and_a_restart_by_hand_recover_the_udp_socket_with_no_lost_datagram() {
     let env = TestEnv::new();
     let config = env.config(DNS_BINDING);
-    let (second, _new_app, (ok, failed)) =
+    let (second, _new_app, (ok, failed), _) =
         kill_9_and_restart_under_load(&env, &config, "dns", "udp-echo", || {
             Load::udp("127.0.0.1:53")
         });
@@ -164,7 +155,7 @@ fn a_privileged_port_shared_with_a_holder_outside_the_binding_is_recovered_with_
     let member = app(&env, WWW_DATA, "serve-http", "http");
     let _former = app(&env, DAEMON, "serve-http", "http");
     let inode = probe_inodes(&env, "http")[0];
-    kill_9(&mut first);
+    first.stop_with(Signal::SIGKILL);
 
     let daemon = env.serve(&env.config(&http_binding("mode = \"0666\"\nbacklog = 64")));
     assert_eq!(probe_inodes(&env, "http"), [inode]);

@@ -236,6 +236,7 @@ mode = "0666"
     // `api` is as it was: the backlog and the blocking mode were put back.
     assert_eq!(backlog(8080), 1024);
     assert_eq!(read_back(&env, "api", &[])["fds"][0]["nonblocking"], false);
+    // Nor did the refused reload make a socket file anew where the removed one was.
     assert!(!Path::new(&web).exists());
 }
 
