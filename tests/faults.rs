@@ -97,15 +97,6 @@ fn daemon_and_app(env: &TestEnv) -> (Daemon, Proc) {
     (daemon, app)
 }
 
-/// Kills the daemon with SIGKILL and waits until it is gone.
-fn kill_9(daemon: &mut Daemon) {
-    daemon.signal(Signal::SIGKILL);
-    assert!(
-        wait_until(EXIT_TIMEOUT, || !daemon.is_running()),
-        "daemon survived SIGKILL"
-    );
-}
-
 #[test]
 fn kill_9_of_the_daemon_loses_no_request_of_a_serving_app() {
     let env = TestEnv::new();
@@ -113,7 +104,7 @@ fn kill_9_of_the_daemon_loses_no_request_of_a_serving_app() {
     let load = Load::start();
     thread::sleep(Duration::from_millis(500));
     let (before, _) = load.counts();
-    kill_9(&mut daemon);
+    daemon.stop_with(Signal::SIGKILL);
     thread::sleep(Duration::from_millis(1000));
     let (ok, failed) = load.finish();
     assert!(
@@ -139,7 +130,7 @@ fn restart_while_the_app_holds_the_port_names_the_port_then_recovers() {
     let env = TestEnv::new();
     let (mut daemon, app) = daemon_and_app(&env);
     let config = env.path().join("portbinder.toml");
-    kill_9(&mut daemon);
+    daemon.stop_with(Signal::SIGKILL);
     // The killed daemon could not remove its socket file.
     assert_eq!(env.socket_files(), [env.socket("http")]);
 

@@ -54,8 +54,7 @@ fn hidden_holder_stops_recovery(mode: &str) {
         !common::shim::socket_inodes(hidden.pid()).contains(&inode),
         "/proc/PID/fd shows the socket: the helper does not hide it"
     );
-    first.signal(Signal::SIGKILL);
-    assert!(wait_until(EXIT_TIMEOUT, || !first.is_running()));
+    first.stop_with(Signal::SIGKILL);
 
     let narrowed = env.config(HTTP_8080);
     serve_expect_failure(&narrowed).assert_error(

@@ -57,11 +57,6 @@ fn granted_cookies(env: &TestEnv, name: &str) -> Vec<u64> {
         .collect()
 }
 
-fn kill_9(daemon: &mut Daemon) {
-    daemon.signal(Signal::SIGKILL);
-    assert!(wait_until(EXIT_TIMEOUT, || !daemon.is_running()));
-}
-
 /// An app (`serve-http` as www-data) on binding `http`.
 fn app(env: &TestEnv) -> Proc {
     let socket = env.socket("http");
@@ -130,7 +125,7 @@ fn adopted_and_recovered_sockets_are_recorded_and_recovered_again() {
     assert_eq!(recorded(&env), http(cookie));
     let _app = app(&env);
     drop(listener);
-    kill_9(&mut first);
+    first.stop_with(Signal::SIGKILL);
 
     for round in ["first", "second"] {
         let mut daemon = env.serve(&config);
@@ -139,7 +134,7 @@ fn adopted_and_recovered_sockets_are_recorded_and_recovered_again() {
             .assert_fields(&[("rule", "granted"), ("uid", "33")]);
         assert_eq!(granted_cookies(&env, "http"), [cookie], "{round} recovery");
         assert_eq!(recorded(&env), http(cookie), "{round} recovery");
-        kill_9(&mut daemon);
+        daemon.stop_with(Signal::SIGKILL);
     }
 }
 
@@ -256,7 +251,7 @@ fn a_record_the_run_user_could_have_written_or_kept_is_not_trusted() {
     let config = env.config(HTTP_BINDING);
     let mut first = env.serve(&config);
     let _app = app(&env);
-    kill_9(&mut first);
+    first.stop_with(Signal::SIGKILL);
     let genuine = fs::read_to_string(record_path(&env)).unwrap();
     let path = record_path(&env);
     let shown = path.display();

@@ -62,8 +62,7 @@ fn app_left_holding_port_80(env: &TestEnv, config: &Path) -> Proc {
         &["serve-http".as_ref(), socket.as_os_str(), "1000".as_ref()],
     );
     app.expect_line("ready", EXIT_TIMEOUT);
-    daemon.signal(Signal::SIGKILL);
-    assert!(wait_until(EXIT_TIMEOUT, || !daemon.is_running()));
+    daemon.stop_with(Signal::SIGKILL);
     app
 }
 
@@ -135,8 +134,7 @@ fn a_user_no_longer_allowed_who_still_holds_the_socket_stops_its_recovery() {
         apps.push(app);
     }
     let inode = env.probe(WWW_DATA, &socket).inodes()[0];
-    first.signal(Signal::SIGKILL);
-    assert!(wait_until(EXIT_TIMEOUT, || !first.is_running()));
+    first.stop_with(Signal::SIGKILL);
 
     let narrowed = env.config(&format!("{HTTP_8080}mode = \"0666\"\n"));
     assert_refused(

@@ -92,21 +92,6 @@ impl Daemon {
             .collect()
     }
 
-    /// Waits until a line of this daemon contains `pattern` and returns it.
-    pub fn wait_log(&self, pattern: &str) -> String {
-        let mut found = None;
-        wait_until(LOG_TIMEOUT, || {
-            found = self.log_lines().into_iter().find(|l| l.contains(pattern));
-            found.is_some()
-        });
-        found.unwrap_or_else(|| {
-            panic!(
-                "no log line containing {pattern:?} within {LOG_TIMEOUT:?}\n{}",
-                self.report()
-            )
-        })
-    }
-
     /// Waits until this daemon logs an event of `kind` matching every `key=value` of `fields`.
     pub fn wait_event(&self, kind: &str, fields: &[(&str, &str)]) -> Event {
         let mut found = None;
