@@ -79,6 +79,13 @@ impl SocketOptions {
         self.reuse_address.unwrap_or(proto == Proto::Tcp)
     }
 
+    /// Whether the socket for the IPv6 address `addr` is IPv6-only: as configured on `[::]`
+    /// and the IPv4-mapped addresses; always on the others, which bind(2) makes IPv6-only
+    /// whatever was asked.
+    pub fn ipv6_only_for(&self, addr: &super::address::ListenAddr) -> bool {
+        self.ipv6_only || addr.dual_stack_ipv4().is_none()
+    }
+
     /// The options for the `event=start` line: `nonblocking` always, every other one when
     /// it differs from the default. Bools are 0 or 1, sizes in bytes.
     pub fn audit_fields(&self) -> Vec<(&'static str, String)> {

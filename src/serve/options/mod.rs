@@ -78,10 +78,7 @@ pub fn apply_reversible(
     // An inherited socket is put back to the defaults too; a new one has them already.
     let reset = made == Made::Inherited;
     if addr.addr.is_ipv6() {
-        // bind(2) makes a socket on any IPv6 address but `[::]` and the IPv4-mapped ones
-        // IPv6-only whatever was asked: that is what an inherited one has then.
-        let only = options.ipv6_only || addr.dual_stack_ipv4().is_none();
-        ipv6_only(fd, only, made)?;
+        ipv6_only(fd, options.ipv6_only_for(addr), made)?;
     }
     let reuse = options.reuse_address_for(addr.proto);
     if reset || reuse {

@@ -65,16 +65,6 @@ impl<'a> Endpoints<'a> {
         Ok(())
     }
 
-    /// How many endpoints were made (removed ones included): the bindings' indexes are below.
-    pub fn len(&self) -> usize {
-        self.list.len()
-    }
-
-    /// Whether no endpoint was made.
-    pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
-    }
-
     /// The endpoint of binding `index`, unless a reload removed it.
     pub fn get(&self, index: usize) -> Option<&Endpoint> {
         self.list.get(index).and_then(Option::as_ref)

@@ -43,7 +43,9 @@ pub fn table_path(want: &ListenAddr) -> &'static str {
 
 /// The inodes of the sockets of this network namespace that are bound to exactly `want`'s
 /// IP address and port, in the state a binding's socket has: listening (TCP), or bound and
-/// not connected (UDP). Several inodes mean several sockets (SO_REUSEPORT).
+/// not connected (UDP). Several inodes mean several sockets (SO_REUSEPORT). The tests' oracle
+/// for both readers: recovery reads each table once for every address, with [`read`].
+#[cfg(test)]
 pub fn bound_to(want: &ListenAddr) -> io::Result<BTreeSet<u64>> {
     Ok(matching(
         &read(table_path(want), want.addr.is_ipv6())?,

@@ -233,6 +233,7 @@ fn open_dir(dir: &Path, owner: Uid, owner_gid: Gid) -> Result<(PathBuf, OwnedFd)
     Ok((dir.to_owned(), fd))
 }
 
-fn io_errno(e: &std::io::Error) -> Errno {
+/// The errno of an I/O error (EIO when it has none).
+pub(super) fn io_errno(e: &std::io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }

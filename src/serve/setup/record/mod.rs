@@ -33,7 +33,7 @@ use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, unlinkat};
 
 use crate::config::address::ListenAddr;
 use crate::serve::audit::Line;
-use crate::serve::setup::sockdir::{SockDirError, SocketDir, sys};
+use crate::serve::setup::sockdir::{SockDirError, SocketDir, io_errno, sys};
 use crate::serve::sys as syscalls;
 
 pub use why::{Unrecorded, Untrusted};
@@ -52,11 +52,7 @@ const HEADER: &str = "# portbinder: the sockets bound at its last start as root,
 fn boot_id() -> Result<String, Errno> {
     std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .map(|id| id.trim().to_owned())
-        .map_err(|e| errno(&e))
-}
-
-fn errno(e: &std::io::Error) -> Errno {
-    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+        .map_err(|e| io_errno(&e))
 }
 
 /// Records `sockets` (binding name, address, socket) in the socket directory, replacing the
@@ -104,7 +100,7 @@ fn write_new<'a>(
     );
     for (binding, addr, fd) in sockets {
         let cookie = syscalls::socket_cookie(fd)
-            .map_err(|e| sys("read the SO_COOKIE of a socket for", &path)(errno(&e)))?;
+            .map_err(|e| sys("read the SO_COOKIE of a socket for", &path)(io_errno(&e)))?;
         let _ = writeln!(text, "socket {cookie} {binding} {addr}");
     }
     // A `.new` left by a daemon killed while writing, or planted by the run user.
@@ -125,7 +121,7 @@ fn write_new<'a>(
     fchmod(&file, Mode::S_IRUSR | Mode::S_IWUSR).map_err(sys("chmod", &new_path))?;
     std::fs::File::from(file)
         .write_all(text.as_bytes())
-        .map_err(|e| sys("write", &new_path)(errno(&e)))?;
+        .map_err(|e| sys("write", &new_path)(io_errno(&e)))?;
     renameat(dir.fd(), NEW_FILE, dir.fd(), RECORD_FILE).map_err(sys("rename into place", &path))
 }
 
@@ -214,7 +210,7 @@ fn read_trusted(
         .read_to_string(&mut text)
         .map_err(|e| Untrusted::Unreadable {
             path: path.clone(),
-            errno: errno(&e),
+            errno: io_errno(&e),
         })?;
     let boot = boot_id().map_err(|errno| Untrusted::Unreadable {
         path: path.clone(),

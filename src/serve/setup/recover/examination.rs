@@ -130,7 +130,12 @@ pub(super) fn recover_one(
                 return Err(f.impossible(e.holder(), Impossible::diagnose("pidfd_getfd", err)));
             }
         };
-        match rules::exact(&fd, f.want, f.inode, rules::ipv6_only(f.binding, f.want)) {
+        match rules::exact(
+            &fd,
+            f.want,
+            f.inode,
+            f.binding.options.ipv6_only_for(f.want),
+        ) {
             Ok(()) => {}
             Err(rules::NotExact::OtherFile) => continue,
             Err(rules::NotExact::Socket(found)) => {

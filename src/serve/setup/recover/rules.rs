@@ -70,12 +70,6 @@ pub fn grants(binding: &Binding, pid: i32, creds: &Credentials) -> Result<(), St
     access::decide(binding, &peer)
 }
 
-/// Whether the binding's socket for `want` is IPv6-only, as serve/options/ makes it: as
-/// configured (`ipv6_only`) on `[::]` and IPv4-mapped addresses, always on the others.
-pub fn ipv6_only(binding: &Binding, want: &ListenAddr) -> bool {
-    binding.options.ipv6_only || want.dual_stack_ipv4().is_none()
-}
-
 /// How a taken descriptor differs from the socket looked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotExact {
