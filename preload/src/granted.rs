@@ -80,6 +80,14 @@ pub fn table() -> Option<&'static Table> {
 }
 
 impl Table {
+    /// Whether some granted socket is at the address `target` (see [`Table::serving`]), which
+    /// needs no system call: most binds ask for an address nothing was granted for.
+    pub fn has_address(&self, target: &SocketAddr) -> bool {
+        self.granted
+            .iter()
+            .any(|g| g.identity.serves_address(target, self.any_address))
+    }
+
     /// The granted socket a bind of `target` on a socket of kind `kind` asks for.
     pub fn serving(&self, kind: Kind, target: &SocketAddr) -> Option<&Granted> {
         self.granted
@@ -110,11 +118,17 @@ impl Table {
         out: &'a mut [c_int; MAX_GRANTED],
     ) -> &'a [c_int] {
         let mut n = 0;
-        for fd in self.granted.iter().filter_map(Granted::fd) {
-            let in_range = (first..=last).contains(&(fd as u32));
-            if in_range && !out[..n].contains(&fd) && self.kept_at(fd).is_some() {
+        for granted in &self.granted {
+            let Some(fd) = granted.fd() else { continue };
+            if !(first..=last).contains(&(fd as u32)) || out[..n].contains(&fd) {
+                continue;
+            }
+            // As kept_at, on the entry at hand: a number that no longer holds it is forgotten.
+            if granted.identity.is_file_at(fd) {
                 out[n] = fd;
                 n += 1;
+            } else {
+                granted.moved(fd, -1);
             }
         }
         out[..n].sort_unstable();

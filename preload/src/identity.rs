@@ -68,7 +68,12 @@ impl Identity {
     /// address), or, with `any_address`, the same port when this socket's address is a
     /// wildcard (0.0.0.0 or `::`).
     pub fn serves(&self, kind: Kind, target: &SocketAddr, any_address: bool) -> bool {
-        if kind != self.kind || target.is_ipv4() != self.local.is_ipv4() {
+        kind == self.kind && self.serves_address(target, any_address)
+    }
+
+    /// [`Identity::serves`] but for the kind: what can be told without a system call.
+    pub fn serves_address(&self, target: &SocketAddr, any_address: bool) -> bool {
+        if target.is_ipv4() != self.local.is_ipv4() {
             return false;
         }
         *target == self.local

@@ -77,6 +77,9 @@ extern "C" fn on_load() {
     let _ = catch_unwind(granted::init);
 }
 
+// SAFETY: .init_array holds pointers to functions the dynamic loader calls, with no
+// arguments, once the library is loaded; `on_load` is such a function, and it catches any
+// panic rather than unwinding into the loader.
 #[used]
 #[unsafe(link_section = ".init_array")]
 static ON_LOAD: extern "C" fn() = on_load;
