@@ -14,13 +14,12 @@ import time
 from .config import ANCHORS, BASELINE, BIN, PB, PY, Q, SOCK, WORK
 from .daemon import Portbinder, wait_socket, write_config
 from .fdbench import fdbench
-from .grant_rounds import rounds_text, summary_rows
+from .grant_rounds import ONE, THOUSAND, rounds_text, summary_rows
 from .procs import popen, stop, wait_until
 from .procstat import cpu_ns, median, pss_uss, rss_breakdown, status_kib
 from .results import FACTS, section, table
 from .syscalls import PERF, syscalls_per_grant
 
-ONE, THOUSAND = "portbinder", "portbinder, 1,000 bindings"
 
 
 def daemons(binary, tag, port):
@@ -97,6 +96,9 @@ def measure():
     text = table(["clients", "server", "grants/s (median)", "p50 µs", "p99 µs", "server CPU µs/grant",
                   "failures", "rounds"], rows)
     text += "\n\n" + rounds_text(res, cpu, [n for n, _ in before])
+    if BASELINE:
+        text += (f"\n\nThe baseline {BASELINE[0]} is built from its own tree with its own Cargo.toml (bench/run "
+                 "--baseline), so this build against it compares the code and the release profile together.")
     measured = sum(x["grants"] for (n2, _t), xs in res.items() if n2 == ONE for x in xs)
     text += (f"\n\nAudit logging was on, to the namespace's rsyslogd: the 1-binding portbinder wrote {grant_lines} "
              f"`event=grant` lines and {len(suppressed)} `event=suppressed` lines (counting {sum(suppressed)} "
@@ -114,9 +116,7 @@ def measure():
         top = ", ".join(f"{k} {v:.2f}" for k, v in sorted(c.items(), key=lambda kv: -kv[1]) if v >= 0.05)
         crow.append([n, t, f"{total:.1f}", top])
     text += table(["server", "clients", "calls per grant", "by call (≥ 0.05 per grant)"], crow)
-    FACTS["grant"] = {"calls": {n: c for (n, t), c in calls.items() if t == 1},
-                      "calls4": {n: c for (n, t), c in calls.items() if t == 4}, "ratios": ratios,
-                      "cpu": {(n, t): median(cpu[(n, t)]) / 1000 for n in names for t in (1, 4)},
-                      "before": [n for n, _ in before]}
+    FACTS["grant"] = {"calls": {n: c for (n, t), c in calls.items() if t == 1}, "ratios": ratios,
+                      "cpu": {(n, t): median(cpu[(n, t)]) / 1000 for n in names for t in (1, 4)}}
     section("1. Grant rate and latency (fdbench, the same client for every server)", text)
     return rss
