@@ -6,80 +6,18 @@ mod adversary;
 mod common;
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt, chown, symlink};
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::Duration;
 
 use adversary::*;
+use common::load::{Load, http_answered_by};
 use common::*;
 use nix::sys::signal::Signal;
 use serde_json::json;
-
-/// One HTTP/1.0 request to 127.0.0.1:80; true when the whole reply came back.
-fn request() -> bool {
-    let addr: SocketAddr = "127.0.0.1:80".parse().unwrap();
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut reply = String::new();
-    stream.write_all(b"GET / HTTP/1.0\r\n\r\n").is_ok()
-        && stream.read_to_string(&mut reply).is_ok()
-        && reply.starts_with("HTTP/1.0 200 OK")
-}
-
-/// Requests sent back to back from a thread (in the test's network namespace) until
-/// stopped: (succeeded, failed) so far.
-struct Load {
-    stop: Arc<AtomicBool>,
-    ok: Arc<AtomicU64>,
-    failed: Arc<AtomicU64>,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-impl Load {
-    fn start() -> Load {
-        let (stop, ok, failed) = (
-            Arc::new(AtomicBool::new(false)),
-            Arc::new(AtomicU64::new(0)),
-            Arc::new(AtomicU64::new(0)),
-        );
-        let thread = {
-            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
-            thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    let counter = if request() { &ok } else { &failed };
-                    counter.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        };
-        Load {
-            stop,
-            ok,
-            failed,
-            thread: Some(thread),
-        }
-    }
-
-    fn counts(&self) -> (u64, u64) {
-        (
-            self.ok.load(Ordering::Relaxed),
-            self.failed.load(Ordering::Relaxed),
-        )
-    }
-
-    fn finish(mut self) -> (u64, u64) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.take().unwrap().join().unwrap();
-        self.counts()
-    }
-}
 
 /// Starts the daemon and an application (client.py serve-http) that fetched port 80.
 fn daemon_and_app(env: &TestEnv) -> (Daemon, Proc) {
@@ -101,7 +39,7 @@ fn daemon_and_app(env: &TestEnv) -> (Daemon, Proc) {
 fn kill_9_of_the_daemon_loses_no_request_of_a_serving_app() {
     let env = TestEnv::new();
     let (mut daemon, mut app) = daemon_and_app(&env);
-    let load = Load::start();
+    let load = Load::http("127.0.0.1:80");
     thread::sleep(Duration::from_millis(500));
     let (before, _) = load.counts();
     daemon.stop_with(Signal::SIGKILL);
@@ -152,7 +90,7 @@ fn restart_while_the_app_holds_the_port_names_the_port_then_recovers() {
         ],
     );
     assert!(
-        request(),
+        http_answered_by("127.0.0.1:80".parse().unwrap()).is_some(),
         "the app stopped serving after the failed restart"
     );
 

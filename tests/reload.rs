@@ -10,9 +10,9 @@ mod common;
 use std::os::unix::fs::MetadataExt;
 
 use common::fake_systemd::FakeSystemd;
-use common::reload::{backlog, mode_of, outcome, readable_config, reload};
+use common::reload::{mode_of, outcome, readable_config, reload};
 use common::shim::open_flags;
-use common::sockopts::read_back;
+use common::sockopts::{listen_backlog, read_back};
 use common::*;
 use serde_json::Value;
 
@@ -90,7 +90,7 @@ fn mode_backlog_and_nonblocking_change_on_the_running_sockets() {
         .assert_granted(1)
         .inodes();
     assert_eq!(mode_of(&env.socket("http")), 0o660);
-    assert_eq!(backlog(80), 1024);
+    assert_eq!(listen_backlog(80), 1024);
     assert_eq!(read_back(&env, "http", &[])["fds"][0]["nonblocking"], false);
 
     readable_config(
@@ -105,7 +105,7 @@ fn mode_backlog_and_nonblocking_change_on_the_running_sockets() {
         ),
     ]);
     assert_eq!(mode_of(&env.socket("http")), 0o666);
-    assert_eq!(backlog(80), 7);
+    assert_eq!(listen_backlog(80), 7);
     // A client sees O_NONBLOCK on the socket it is granted: the same socket as before.
     assert_eq!(read_back(&env, "http", &[])["fds"][0]["nonblocking"], true);
     let after = env.probe(WWW_DATA, &env.socket("http"));

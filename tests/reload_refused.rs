@@ -11,8 +11,8 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use common::reload::{backlog, mode_of, outcome, readable_config, refused, reload};
-use common::sockopts::read_back;
+use common::reload::{mode_of, outcome, readable_config, refused, reload};
+use common::sockopts::{listen_backlog, read_back};
 use common::*;
 
 /// Anyone may connect (mode 0666), so that the daemon's rules, not the file's mode, decide.
@@ -73,7 +73,7 @@ fn a_change_that_needs_a_privilege_refuses_the_whole_reload() {
         ),
     ]);
     old_rules_in_force(&env, &granted);
-    assert_eq!(backlog(80), 1024);
+    assert_eq!(listen_backlog(80), 1024);
     assert_eq!(env.socket_files(), files, "no socket file for `dns`");
 
     // Another address and another group: both need what the daemon gave up.
@@ -234,7 +234,7 @@ mode = "0666"
         ),
     ]);
     // `api` is as it was: the backlog and the blocking mode were put back.
-    assert_eq!(backlog(8080), 1024);
+    assert_eq!(listen_backlog(8080), 1024);
     assert_eq!(read_back(&env, "api", &[])["fds"][0]["nonblocking"], false);
     // Nor did the refused reload make a socket file anew where the removed one was.
     assert!(!Path::new(&web).exists());

@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::reload::{backlog, outcome, readable_config, refused, reload};
-use common::sockopts::{read_back, sysctl};
+use common::reload::{outcome, readable_config, refused, reload};
+use common::sockopts::{listen_backlog, read_back, sysctl};
 use common::*;
 use serde_json::Value;
 
@@ -100,7 +100,7 @@ fn a_buffer_beyond_the_maximum_is_refused_and_the_socket_keeps_its_own(wrapper: 
         before,
         "the socket changed by a refused reload: {lines:#?}"
     );
-    assert_eq!(backlog(80), 1024, "{lines:#?}");
+    assert_eq!(listen_backlog(80), 1024, "{lines:#?}");
     let refused = refused(&lines);
     assert_eq!(refused.len(), 1, "{lines:#?}");
     let (what, why) = &refused[0];

@@ -1,12 +1,11 @@
 //! What the reload tests (tests/reload.rs, tests/reload_refused.rs, tests/reload_undo.rs)
 //! share: a configuration the run user can read (the reload reads it after the drop), one
-//! SIGHUP and the audit lines it produced (and the refused changes among them), and the
-//! backlog of a listening socket as `ss` shows it.
+//! SIGHUP and the audit lines it produced (and the refused changes among them), and a socket
+//! file's mode. The backlog as `ss` shows it is `sockopts::listen_backlog`.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::Command;
 
 use nix::sys::signal::Signal;
 
@@ -67,24 +66,6 @@ pub fn reload(daemon: &Daemon) -> Vec<Event> {
 /// The outcome line of a reload (see [`reload`]).
 pub fn outcome(lines: &[Event]) -> &Event {
     lines.last().expect("a reload logs its outcome")
-}
-
-/// The backlog of the TCP socket listening on 127.0.0.1:`port` in the test's network
-/// namespace: the Send-Q column of `ss -ltn` for a listening socket.
-pub fn backlog(port: u16) -> u32 {
-    let out = Command::new("ss")
-        .args(["-Hltn", &format!("sport = :{port}")])
-        .output()
-        .expect("run ss (iproute2)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
-        .lines()
-        .find(|l| l.contains(&format!("127.0.0.1:{port}")))
-        .unwrap_or_else(|| panic!("nothing listens on 127.0.0.1:{port}: {text}"));
-    line.split_whitespace()
-        .nth(2)
-        .and_then(|q| q.parse().ok())
-        .unwrap_or_else(|| panic!("no Send-Q in {line:?}"))
 }
 
 /// The permission bits of `path`.

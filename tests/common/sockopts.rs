@@ -43,15 +43,20 @@ pub fn sysctl(name: &str) -> u64 {
     fs::read_to_string(&path).unwrap().trim().parse().unwrap()
 }
 
-/// The backlog of the TCP socket listening on `port` in the test's network namespace: the
-/// `Send-Q` of `ss -Hltn` (for a listening socket, its listen(2) backlog).
+/// The backlog of the TCP socket listening on 127.0.0.1:`port` in the test's network
+/// namespace: the Send-Q column of `ss -ltn` for a listening socket.
 pub fn listen_backlog(port: u16) -> u32 {
     let out = std::process::Command::new("ss")
         .args(["-Hltn", &format!("sport = :{port}")])
         .output()
-        .expect("run ss");
-    let text = String::from_utf8(out.stdout).unwrap();
-    let fields: Vec<&str> = text.split_whitespace().collect();
-    assert_eq!(fields.first(), Some(&"LISTEN"), "ss -Hltn said {text:?}");
-    fields[2].parse().unwrap()
+        .expect("run ss (iproute2)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains(&format!("127.0.0.1:{port}")))
+        .unwrap_or_else(|| panic!("nothing listens on 127.0.0.1:{port}: {text}"));
+    line.split_whitespace()
+        .nth(2)
+        .and_then(|q| q.parse().ok())
+        .unwrap_or_else(|| panic!("no Send-Q in {line:?}"))
 }
