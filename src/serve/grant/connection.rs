@@ -12,8 +12,8 @@ use nix::errno::Errno;
 use nix::sys::socket::{Shutdown, shutdown};
 
 use crate::config::ids;
+use crate::serve::access;
 use crate::serve::audit::Line;
-use crate::serve::grant::access;
 use crate::serve::grant::answer;
 use crate::serve::grant::events::Events;
 use crate::serve::grant::peer::{Peer, Process};
@@ -44,7 +44,7 @@ pub fn answer(served: &[Served], index: usize, conn: OwnedFd, books: &mut Books<
     let binding = &this.binding;
     // Supplementary groups are read only when the uid and primary gid do not decide.
     let credentials = Peer::credentials(conn.as_fd()).and_then(|mut peer| {
-        if !access::admits_by_ids(binding, &peer) {
+        if !access::admits_by_ids(binding, peer.uid, peer.gid) {
             peer.load_groups(conn.as_fd())?;
         }
         Ok(peer)
@@ -61,7 +61,7 @@ pub fn answer(served: &[Served], index: usize, conn: OwnedFd, books: &mut Books<
         }
     };
     let uid = peer.uid.as_raw();
-    let decision = access::decide(binding, &peer)
+    let decision = access::decide(binding, peer.uid, peer.gid, &peer.groups)
         .and_then(|()| books.unread.admit(index, uid, &binding.name, books.events));
     let kind = if decision.is_ok() {
         Kind::Grant
@@ -117,8 +117,7 @@ pub fn answer(served: &[Served], index: usize, conn: OwnedFd, books: &mut Books<
         return;
     }
     let comm = comm.unwrap_or_default();
-    let mut line =
-        Line::new(if decision.is_ok() { "grant" } else { "deny" }).field("binding", &binding.name);
+    let mut line = Line::new(kind.as_str()).field("binding", &binding.name);
     if decision.is_ok() {
         line = line.field("fds", this.fds.len());
     }

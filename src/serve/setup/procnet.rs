@@ -12,10 +12,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::config::address::{ListenAddr, Proto};
 
-/// `TCP_LISTEN`: a listening TCP socket.
-const TCP_LISTEN: u8 = 0x0A;
+/// `TCP_LISTEN`: a listening TCP socket (in both readers of the socket table, this one and
+/// setup/sockdiag.rs).
+pub(super) const TCP_LISTEN: u8 = 0x0A;
 /// `TCP_CLOSE`: the state of a UDP socket that is bound and not connected.
-const UDP_UNCONNECTED: u8 = 0x07;
+pub(super) const UDP_UNCONNECTED: u8 = 0x07;
 
 /// One line of a table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use nix::sys::socket::{
 };
 
 use crate::config::address::Proto;
-use crate::serve::setup::procnet::Entry;
+use crate::serve::setup::procnet::{Entry, TCP_LISTEN, UDP_UNCONNECTED};
 
 /// `SOCK_DIAG_BY_FAMILY`.
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
@@ -24,9 +24,6 @@ const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 /// `NLM_F_REQUEST | NLM_F_DUMP`.
 const DUMP_REQUEST: u16 = 0x1 | 0x300;
-/// `TCP_LISTEN`, and `TCP_CLOSE`, the state of an unconnected UDP socket.
-const TCP_LISTEN: u8 = 10;
-const TCP_CLOSE: u8 = 7;
 /// `struct nlmsghdr`, `struct inet_diag_req_v2`, `struct inet_diag_msg`.
 const HEADER: usize = 16;
 const REQUEST: usize = 56;
@@ -62,7 +59,7 @@ pub fn table(proto: Proto, v6: bool) -> io::Result<Vec<Entry>> {
 fn request(proto: Proto, v6: bool) -> Vec<u8> {
     let (protocol, state) = match proto {
         Proto::Tcp => (libc::IPPROTO_TCP, TCP_LISTEN),
-        Proto::Udp => (libc::IPPROTO_UDP, TCP_CLOSE),
+        Proto::Udp => (libc::IPPROTO_UDP, UDP_UNCONNECTED),
     };
     let family = if v6 { libc::AF_INET6 } else { libc::AF_INET };
     let mut out = Vec::with_capacity(HEADER + REQUEST);
