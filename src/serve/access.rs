@@ -1,14 +1,15 @@
-//! The access decision: deny by default, from kernel credentials only.
+//! The access decision: deny by default, from kernel credentials only. One decision for the
+//! serve loop (a peer's SO_PEERCRED, src/serve/grant/) and for recovery at start-up (a
+//! holder's /proc/PID/status, src/serve/setup/recover/).
 
 use nix::unistd::{Gid, Uid};
 
 use crate::config::Binding;
-use crate::serve::grant::peer::Peer;
 
-/// Whether the uid or the primary gid alone admits `peer`; when it does, the supplementary
-/// groups need not be read.
-pub fn admits_by_ids(binding: &Binding, peer: &Peer) -> bool {
-    allowed_user(binding, peer.uid) || allowed_group(binding, peer.gid)
+/// Whether the uid or the primary gid alone admits a process; when it does, its
+/// supplementary groups need not be read.
+pub fn admits_by_ids(binding: &Binding, uid: Uid, gid: Gid) -> bool {
+    allowed_user(binding, uid) || allowed_group(binding, gid)
 }
 
 fn allowed_user(binding: &Binding, uid: Uid) -> bool {
@@ -22,22 +23,23 @@ fn allowed_group(binding: &Binding, gid: Gid) -> bool {
         .any(|groups| groups.contains(gid))
 }
 
-/// Grants `peer` access to `binding` when its uid is an allowed user (or in an allowed
+/// Grants a process (effective `uid`, `gid`, supplementary `groups`) access to `binding`
+/// when its uid is an allowed user (or in an allowed
 /// range), or its gid or one of its supplementary groups is an allowed group (or in an
 /// allowed range; the socket's group always is allowed). The ids are the kernel's, as the
 /// daemon's user namespace sees them: a rootless container's process is judged by its
 /// subordinate id. uid 0 gets no exception. `Err` holds the reason sent to the peer and
 /// logged.
-pub fn decide(binding: &Binding, peer: &Peer) -> Result<(), String> {
-    if admits_by_ids(binding, peer) {
+pub fn decide(binding: &Binding, uid: Uid, gid: Gid, groups: &[Gid]) -> Result<(), String> {
+    if admits_by_ids(binding, uid, gid) {
         return Ok(());
     }
-    if peer.groups.iter().any(|&g| allowed_group(binding, g)) {
+    if groups.iter().any(|&g| allowed_group(binding, g)) {
         return Ok(());
     }
     Err(format!(
-        "uid {} may not fetch binding `{}`: it is not an allowed user and none of its groups is allowed",
-        peer.uid, binding.name
+        "uid {uid} may not fetch binding `{}`: it is not an allowed user and none of its groups is allowed",
+        binding.name
     ))
 }
 
@@ -65,31 +67,28 @@ mod tests {
         }
     }
 
-    fn peer(uid: u32, gid: u32, groups: &[u32]) -> Peer {
-        Peer {
-            pid: 1,
-            uid: Uid::from_raw(uid),
-            gid: Gid::from_raw(gid),
-            groups: groups.iter().copied().map(Gid::from_raw).collect(),
-        }
+    /// decide() for a process with these ids.
+    fn decide_ids(b: &Binding, uid: u32, gid: u32, groups: &[u32]) -> Result<(), String> {
+        let groups: Vec<Gid> = groups.iter().map(|&g| Gid::from_raw(g)).collect();
+        decide(b, Uid::from_raw(uid), Gid::from_raw(gid), &groups)
     }
 
     #[test]
     fn deny_by_default() {
         let b = binding();
-        assert!(decide(&b, &peer(1000, 1000, &[])).is_ok(), "allowed user");
-        assert!(decide(&b, &peer(7, 33, &[])).is_ok(), "primary group");
+        assert!(decide_ids(&b, 1000, 1000, &[]).is_ok(), "allowed user");
+        assert!(decide_ids(&b, 7, 33, &[]).is_ok(), "primary group");
         assert!(
-            decide(&b, &peer(7, 7, &[9, 50])).is_ok(),
+            decide_ids(&b, 7, 7, &[9, 50]).is_ok(),
             "supplementary group"
         );
-        let reason = decide(&b, &peer(7, 7, &[9])).unwrap_err();
+        let reason = decide_ids(&b, 7, 7, &[9]).unwrap_err();
         assert!(
             reason.contains("uid 7 may not fetch binding `http`"),
             "{reason}"
         );
         assert!(
-            decide(&b, &peer(0, 0, &[0])).is_err(),
+            decide_ids(&b, 0, 0, &[0]).is_err(),
             "root gets no exception"
         );
     }
@@ -100,27 +99,24 @@ mod tests {
         b.allow_users = vec![resolve_user_range("100000-165535").unwrap()];
         b.allow_groups = vec![resolve_group_range("200000-265535").unwrap()];
         for uid in [100000, 123456, 165535] {
-            assert!(decide(&b, &peer(uid, 7, &[])).is_ok(), "uid {uid}");
+            assert!(decide_ids(&b, uid, 7, &[]).is_ok(), "uid {uid}");
         }
         for uid in [99999, 165536] {
-            let reason = decide(&b, &peer(uid, 7, &[9])).unwrap_err();
+            let reason = decide_ids(&b, uid, 7, &[9]).unwrap_err();
             assert!(
                 reason.starts_with(&format!("uid {uid} may not fetch binding `http`")),
                 "{reason}"
             );
         }
         assert!(
-            decide(&b, &peer(7, 200000, &[])).is_ok(),
+            decide_ids(&b, 7, 200000, &[]).is_ok(),
             "primary gid in range"
         );
         assert!(
-            decide(&b, &peer(7, 7, &[265535])).is_ok(),
+            decide_ids(&b, 7, 7, &[265535]).is_ok(),
             "supplementary gid in range"
         );
-        assert!(decide(&b, &peer(7, 7, &[265536])).is_err());
-        assert!(
-            decide(&b, &peer(0, 0, &[0])).is_err(),
-            "a range never holds 0"
-        );
+        assert!(decide_ids(&b, 7, 7, &[265536]).is_err());
+        assert!(decide_ids(&b, 0, 0, &[0]).is_err(), "a range never holds 0");
     }
 }

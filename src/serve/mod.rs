@@ -6,11 +6,14 @@
 //! * [`grant`]: the serve loop, which runs with no privilege left;
 //! * [`reload`]: SIGHUP, the configuration read again and applied as far as no privilege is
 //!   needed;
+//! * [`access`]: who may fetch a binding, decided the same way in the serve loop and by
+//!   recovery;
 //! * [`audit`], [`logger`], [`notify`], [`status`]: the audit lines, where they go, and what
-//!   systemd is told, [`fdstore`], what its fd store holds, and [`options`], the socket
-//!   options, used on both sides of the drop;
+//!   systemd is told, [`fdstore`], what its fd store holds, [`options`], the socket
+//!   options, and [`procfs`], what /proc says of a process, used on both sides of the drop;
 //! * [`error`]: why the daemon stopped, and the exit code of each cause.
 
+pub mod access;
 pub mod audit;
 pub mod error;
 pub mod fdstore;
@@ -18,6 +21,7 @@ pub mod grant;
 pub mod logger;
 pub mod notify;
 pub mod options;
+pub mod procfs;
 pub mod reload;
 pub mod sandbox;
 pub mod setup;

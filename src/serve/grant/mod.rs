@@ -17,7 +17,6 @@
 //! SIGHUP hands the bindings to src/serve/reload/, which changes them in place or removes
 //! some; a removed binding keeps its index, without an endpoint.
 
-pub mod access;
 pub mod answer;
 pub mod connection;
 pub mod events;

@@ -3,10 +3,10 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{getsockopt, sockopt};
 use nix::unistd::{Gid, Uid};
 
+use crate::serve::procfs;
 use crate::serve::sys;
 
 /// A client's credentials at the time it connected (SO_PEERCRED, SO_PEERGROUPS). Nothing
@@ -102,16 +102,9 @@ impl Process {
         if self.pid <= 0 || matches!(self.pin, Pin::Gone) {
             return unknown;
         }
-        let name = std::fs::read(format!("/proc/{}/comm", self.pid))
-            .ok()
-            .map(|mut name| {
-                if name.last() == Some(&b'\n') {
-                    name.pop();
-                }
-                name
-            });
+        let name = procfs::comm(self.pid);
         match &self.pin {
-            Pin::Pidfd(pidfd) if still_running(pidfd.as_fd()) => Comm {
+            Pin::Pidfd(pidfd) if procfs::still_running(pidfd.as_fd()) => Comm {
                 verified: name.is_some(),
                 name,
             },
@@ -122,13 +115,6 @@ impl Process {
             },
         }
     }
-}
-
-/// Whether the process behind `pidfd` has not exited: a pidfd becomes readable when its
-/// process exits (and its pid may be reused once it is reaped). Any error counts as exited.
-fn still_running(pidfd: BorrowedFd<'_>) -> bool {
-    let mut fds = [PollFd::new(pidfd, PollFlags::POLLIN)];
-    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(0))
 }
 
 #[cfg(test)]

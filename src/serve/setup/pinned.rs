@@ -15,9 +15,9 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::unistd::{Gid, Uid};
 
+use crate::serve::procfs;
 use crate::serve::setup::holders::{self, Tables};
 use crate::serve::sys;
 
@@ -117,18 +117,13 @@ impl Pinned {
     /// Its process name (/proc/PID/comm without the newline): chosen by the process, for the
     /// audit line only. `None` if unreadable.
     pub fn comm(&self) -> Option<Vec<u8>> {
-        let mut name = fs::read(format!("/proc/{}/comm", self.pid)).ok()?;
-        if name.last() == Some(&b'\n') {
-            name.pop();
-        }
-        Some(name)
+        procfs::comm(self.pid)
     }
 
     /// Whether it has not exited: a pidfd becomes readable when its process exits. Any error
     /// counts as exited.
     pub fn still_running(&self) -> bool {
-        let mut fds = [PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN)];
-        matches!(poll(&mut fds, PollTimeout::ZERO), Ok(0))
+        procfs::still_running(self.pidfd.as_fd())
     }
 
     /// A duplicate of its descriptor `fd` (pidfd_getfd(2)): whatever that number refers to in
@@ -149,16 +144,11 @@ fn fdinfo_pid(fdinfo: &str) -> Option<i64> {
 
 /// The effective ids and the groups of a /proc/PID/status text.
 pub fn parse_status(status: &str) -> Option<Credentials> {
-    let field = |key: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix(':')))
-    };
     // `Uid:` and `Gid:` are real, effective, saved and filesystem ids.
     let effective =
-        |key: &str| -> Option<u32> { field(key)?.split_whitespace().nth(1)?.parse().ok() };
-    let groups = field("Groups")?
-        .split_whitespace()
+        |key: &str| -> Option<u32> { procfs::status_field(status, key)?.get(1)?.parse().ok() };
+    let groups = procfs::status_field(status, "Groups")?
+        .into_iter()
         .map(|g| g.parse().map(Gid::from_raw))
         .collect::<Result<Vec<_>, _>>()
         .ok()?;

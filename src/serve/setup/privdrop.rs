@@ -12,6 +12,7 @@ use nix::unistd::{Gid, Uid, getgroups, setgid, setgroups, setresgid, setresuid, 
 
 use caps::{CapSet, Capability};
 
+use crate::serve::procfs;
 use crate::serve::sys;
 
 /// SECBIT_NOROOT | _LOCKED, SECBIT_NO_SETUID_FIXUP_LOCKED (fixups stay on: a uid change
@@ -116,12 +117,7 @@ pub struct VerifyError {
 pub fn verify(dropped: &Dropped) -> Result<(), VerifyError> {
     let mut failures = Vec::new();
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-            .map(|v| v.split_whitespace().collect::<Vec<_>>())
-    };
+    let field = |name: &str| procfs::status_field(&status, name);
     for (name, id) in [("Uid", dropped.uid.as_raw()), ("Gid", dropped.gid.as_raw())] {
         match field(name) {
             Some(ids) if ids.len() == 4 && ids.iter().all(|v| *v == id.to_string()) => {}

@@ -238,7 +238,7 @@ fn examine(f: &Found<'_>, holding: &Holding) -> Result<Option<Examined>, Recover
     if !pinned.still_running() {
         return Ok(None);
     }
-    let granted = rules::grants(f.binding, holding.pid, &creds);
+    let granted = rules::grants(f.binding, &creds);
     Ok(Some(Examined {
         pinned,
         fd,

@@ -22,8 +22,7 @@ use nix::sys::stat::{SFlag, fstat};
 
 use crate::config::Binding;
 use crate::config::address::{ListenAddr, Proto};
-use crate::serve::grant::access;
-use crate::serve::grant::peer::Peer;
+use crate::serve::access;
 use crate::serve::setup::pinned::Credentials;
 use crate::serve::setup::socket;
 use crate::serve::sys;
@@ -59,15 +58,9 @@ pub fn is_privileged(port: u16, port_start: u16) -> bool {
 }
 
 /// Whether `binding` would grant a process with these credentials, as the serve loop
-/// decides for a peer (src/serve/grant/access.rs); `Err` holds the reason.
-pub fn grants(binding: &Binding, pid: i32, creds: &Credentials) -> Result<(), String> {
-    let peer = Peer {
-        pid,
-        uid: creds.uid,
-        gid: creds.gid,
-        groups: creds.groups.clone(),
-    };
-    access::decide(binding, &peer)
+/// decides for a peer (src/serve/access.rs); `Err` holds the reason.
+pub fn grants(binding: &Binding, creds: &Credentials) -> Result<(), String> {
+    access::decide(binding, creds.uid, creds.gid, &creds.groups)
 }
 
 /// How a taken descriptor differs from the socket looked for.
@@ -205,16 +198,13 @@ mod tests {
     #[test]
     fn holders_are_judged_as_the_serve_loop_judges_peers() {
         let b = binding();
-        assert!(grants(&b, 1, &creds(33, 33, &[33])).is_ok());
+        assert!(grants(&b, &creds(33, 33, &[33])).is_ok());
         assert!(
-            grants(&b, 1, &creds(1, 1, &[33])).is_ok(),
+            grants(&b, &creds(1, 1, &[33])).is_ok(),
             "supplementary group"
         );
-        assert!(
-            grants(&b, 1, &creds(1000, 1000, &[])).is_ok(),
-            "allowed user"
-        );
-        let reason = grants(&b, 1, &creds(0, 0, &[0])).unwrap_err();
+        assert!(grants(&b, &creds(1000, 1000, &[])).is_ok(), "allowed user");
+        let reason = grants(&b, &creds(0, 0, &[0])).unwrap_err();
         assert!(
             reason.contains("uid 0 may not fetch binding `http`"),
             "{reason}"
