@@ -87,7 +87,7 @@ static ON_LOAD: extern "C" fn() = on_load;
 // The functions below are exported under libc's names (`#[unsafe(no_mangle)]`), with
 // exactly libc's C signatures, so that the dynamic linker binds the program's calls to
 // them: interposing those symbols is the shim's purpose, and each forwards to the real one
-// (looked up with dlsym(RTLD_NEXT) in sys.rs) whenever the granted sockets are not
+// (looked up with dlsym(RTLD_NEXT) in sys/real.rs) whenever the granted sockets are not
 // concerned. Each catches panics, so none unwinds into C; a panic (a bug) makes the real
 // call, or fails bind with EINVAL.
 
