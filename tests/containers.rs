@@ -250,7 +250,7 @@ fn check_refuses_bad_id_ranges_naming_file_binding_and_field() {
         // One line per problem (six), under the line naming the file: every problem at once.
         assert_eq!(outcome.stderr.lines().count(), 1 + 6, "{outcome}");
     }
-    assert!(env.socket_files().is_empty());
+    env.assert_no_socket_files();
     // The same from flags, and good ranges are accepted.
     let flags = |allow: &str| {
         run_check(&[

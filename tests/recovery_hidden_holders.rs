@@ -14,7 +14,7 @@ use nix::sys::signal::Signal;
 
 /// `http` on 127.0.0.1:8080 (a port anyone may bind) for group www-data, that anyone may
 /// connect to.
-const HTTP_8080: &str = r#"
+const HTTP_8080_FOR_ANYONE: &str = r#"
 [binding.http]
 listen = ["127.0.0.1:8080"]
 group = "www-data"
@@ -28,7 +28,9 @@ mode = "0666"
 fn hidden_holder_stops_recovery(mode: &str) {
     let env = TestEnv::new();
     let helper = compile_c(&env, "threadhold");
-    let allowing = env.config(&format!("{HTTP_8080}allow_users = [\"daemon\"]\n"));
+    let allowing = env.config(&format!(
+        "{HTTP_8080_FOR_ANYONE}allow_users = [\"daemon\"]\n"
+    ));
     let mut first = env.serve(&allowing);
     let socket = env.socket("http");
     let mut app = env.client(
@@ -56,7 +58,7 @@ fn hidden_holder_stops_recovery(mode: &str) {
     );
     first.stop_with(Signal::SIGKILL);
 
-    let narrowed = env.config(HTTP_8080);
+    let narrowed = env.config(HTTP_8080_FOR_ANYONE);
     serve_expect_failure(&narrowed).assert_error(
         4,
         &[
@@ -70,7 +72,9 @@ fn hidden_holder_stops_recovery(mode: &str) {
         ],
     );
 
-    let again = env.serve(&env.config(&format!("{HTTP_8080}allow_users = [\"daemon\"]\n")));
+    let again = env.serve(&env.config(&format!(
+        "{HTTP_8080_FOR_ANYONE}allow_users = [\"daemon\"]\n"
+    )));
     assert_eq!(env.probe(WWW_DATA, &socket).inodes(), [inode]);
     again
         .wait_event("recovered", &[("binding", "http")])

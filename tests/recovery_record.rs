@@ -21,13 +21,6 @@ use nix::sys::signal::Signal;
 /// The record's name in the socket directory.
 const RECORD: &str = ".portbinder.bound";
 
-/// `http` on 127.0.0.1:8080, a port anyone may bind, for group www-data.
-const HTTP_8080: &str = r#"
-[binding.http]
-listen = ["127.0.0.1:8080"]
-group = "www-data"
-"#;
-
 fn record_path(env: &TestEnv) -> PathBuf {
     env.socket_dir().join(RECORD)
 }

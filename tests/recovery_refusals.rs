@@ -18,13 +18,6 @@ use common::*;
 use nix::sys::signal::Signal;
 use portbinder::serve::sandbox::Seccomp;
 
-/// `http` on 127.0.0.1:8080, a port anyone may bind, for group www-data.
-const HTTP_8080: &str = r#"
-[binding.http]
-listen = ["127.0.0.1:8080"]
-group = "www-data"
-"#;
-
 /// The hint every refusal ends with, as a failed bind(2) of the port would print it.
 fn in_use_hint(port: u16) -> String {
     format!("`ss -lntup 'sport = :{port}'` shows its owner")

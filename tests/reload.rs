@@ -16,14 +16,6 @@ use common::sockopts::{listen_backlog, read_back};
 use common::*;
 use serde_json::Value;
 
-/// Anyone may connect (mode 0666), so that the daemon's rules, not the file's mode, decide.
-const HTTP_FOR_ANYONE: &str = r#"
-[binding.http]
-listen = ["127.0.0.1:80"]
-group = "www-data"
-mode = "0666"
-"#;
-
 #[test]
 fn an_allow_users_change_takes_effect_without_a_restart_or_a_new_socket() {
     let env = TestEnv::new();

@@ -15,14 +15,6 @@ use common::reload::{mode_of, outcome, readable_config, refused, reload};
 use common::sockopts::{listen_backlog, read_back};
 use common::*;
 
-/// Anyone may connect (mode 0666), so that the daemon's rules, not the file's mode, decide.
-const HTTP_FOR_ANYONE: &str = r#"
-[binding.http]
-listen = ["127.0.0.1:80"]
-group = "www-data"
-mode = "0666"
-"#;
-
 /// Asserts that `http` still serves as [`HTTP_FOR_ANYONE`] says, on the sockets `granted`:
 /// www-data gets them, daemon (uid 1) is denied.
 fn old_rules_in_force(env: &TestEnv, granted: &[u64]) {

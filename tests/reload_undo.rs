@@ -10,9 +10,6 @@ use common::sockopts::{listen_backlog, read_back, sysctl};
 use common::*;
 use serde_json::Value;
 
-/// The capabilities the shipped unit gives the daemon (systemd/portbinder.service).
-const UNIT_CAPS: &str = "+net_bind_service,+chown";
-
 /// Two bindings on ports anyone may bind: `api` comes first (bindings are in name order).
 const API_AND_WEB: &str = r#"
 [binding.api]

@@ -249,7 +249,7 @@ fn free_bind_binds_an_address_the_namespace_does_not_have_yet() {
             "no local interface has this address",
         ],
     );
-    assert!(env.socket_files().is_empty());
+    env.assert_no_socket_files();
 
     let daemon = env.serve(&env.config(&format!("{vip}free_bind = true\n")));
     daemon

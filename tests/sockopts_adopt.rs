@@ -148,7 +148,7 @@ fn an_adopted_socket_with_the_other_ipv6_only_setting_is_refused_with_the_fix() 
                 "systemctl stop portbinder",
             ],
         );
-    assert!(env.socket_files().is_empty());
+    env.assert_no_socket_files();
     // The binding that says what the socket is adopts it.
     let config = env.config(&format!("{HTTP6}ipv6_only = false\n"));
     let daemon = Daemon::spawn(as_root(&dual, &config));
@@ -171,7 +171,7 @@ fn a_dual_stack_binding_refuses_an_adopted_ipv6_only_socket() {
                 "BindIPv6Only=both",
             ],
         );
-    assert!(env.socket_files().is_empty());
+    env.assert_no_socket_files();
 }
 
 #[test]
@@ -190,7 +190,7 @@ fn a_mark_the_unprivileged_daemon_cannot_change_is_refused_and_a_matching_one_ad
                 "fix: set `mark = 5` for this binding, or remove Mark= from the socket unit",
             ],
         );
-    assert!(env.socket_files().is_empty());
+    env.assert_no_socket_files();
     // Saying what the socket has needs no privilege.
     let config = env.config(&format!("{HTTP}mark = 5\n"));
     let daemon = Daemon::spawn(as_unit_user(&env, &listener, &config));
@@ -216,7 +216,7 @@ fn a_device_the_unprivileged_daemon_cannot_unbind_is_refused_naming_it() {
                 "fix: set `bind_to_device = \"lo\"` for this binding",
             ],
         );
-    assert!(env.socket_files().is_empty());
+    env.assert_no_socket_files();
     let config = env.config(&format!("{HTTP}bind_to_device = \"lo\"\n"));
     let daemon = Daemon::spawn(as_unit_user(&env, &listener, &config));
     daemon

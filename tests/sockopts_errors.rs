@@ -24,10 +24,8 @@ fn assert_refused(env: &TestEnv, config: &Path, needles: &[&str]) {
     ] {
         outcome.assert_error(3, &all);
     }
-    assert!(env.socket_files().is_empty(), "{:?}", env.socket_files());
+    env.assert_no_socket_files();
 }
-
-const UNIT_CAPS: &str = "+net_bind_service,+chown";
 
 #[test]
 fn bad_option_values_are_refused_naming_file_binding_field_and_value() {
@@ -73,7 +71,7 @@ fn a_missing_interface_fails_the_start_naming_binding_option_and_value() {
             "fix:",
         ],
     );
-    assert!(env.socket_files().is_empty());
+    env.assert_no_socket_files();
 }
 
 #[test]
@@ -94,7 +92,7 @@ fn mark_without_cap_net_admin_fails_with_exit_4_naming_the_privilege() {
                 "AmbientCapabilities=",
             ],
         );
-    assert!(env.socket_files().is_empty());
+    env.assert_no_socket_files();
 }
 
 #[test]
@@ -116,7 +114,7 @@ fn buffers_beyond_the_sysctl_maximum_without_cap_net_admin_fail_naming_the_privi
                 "raise net.core.rmem_max",
             ],
         );
-    assert!(env.socket_files().is_empty());
+    env.assert_no_socket_files();
     // Within the maximum, SO_RCVBUF needs no privilege.
     let (cmd, _) = env.serve_as_nobody_with_caps(
         UNIT_CAPS,

@@ -64,3 +64,19 @@ pub const HIDE_PROC_SYS: &[&str] = &[
     "mount -t tmpfs -o ro tmpfs /proc/sys && exec \"$@\"",
     "sh",
 ];
+
+/// `http` on 127.0.0.1:8080, a port anyone may bind, for group www-data.
+pub const HTTP_8080: &str = r#"
+[binding.http]
+listen = ["127.0.0.1:8080"]
+group = "www-data"
+"#;
+
+/// `http` on 127.0.0.1:80 whose socket file anyone may connect to (mode 0666), so that the
+/// daemon's rules, not the file's mode, decide.
+pub const HTTP_FOR_ANYONE: &str = r#"
+[binding.http]
+listen = ["127.0.0.1:80"]
+group = "www-data"
+mode = "0666"
+"#;

@@ -66,8 +66,8 @@ pub use self::{
         serve_expect_failure, serve_under,
     },
     bindings::{
-        ANY_ADDRESS_HTTP, DNS_BINDING, DUAL_STACK_HTTP, HIDE_PROC_SYS, HTTP_BINDING, OPEN_HTTP,
-        http_binding,
+        ANY_ADDRESS_HTTP, DNS_BINDING, DUAL_STACK_HTTP, HIDE_PROC_SYS, HTTP_8080, HTTP_BINDING,
+        HTTP_FOR_ANYONE, OPEN_HTTP, http_binding,
     },
     daemon::Daemon,
     event::Event,
@@ -79,7 +79,7 @@ pub use self::{
     procfs::{cpu_ticks, nofile_limits, proc_fd_links, proc_fds, proc_status, zombie_exit},
     reports::{FdInfo, Grants, Probe},
     syslog::{syslog_lines_since, syslog_offset, syslog_path},
-    test_env::TestEnv,
+    test_env::{TestEnv, UNIT_CAPS},
     users::{DAEMON, DAEMON_IN_WWW_DATA, NOBODY, ROOT, User, WWW_DATA},
     wait::{EXIT_TIMEOUT, LOG_TIMEOUT, STARTUP_TIMEOUT, wait_until},
 };

@@ -28,6 +28,10 @@ pub struct TestEnv {
     client_script: PathBuf,
 }
 
+/// The capabilities the shipped unit gives the daemon (systemd/portbinder.service), for
+/// [`TestEnv::serve_as_nobody_with_caps`].
+pub const UNIT_CAPS: &str = "+net_bind_service,+chown";
+
 impl TestEnv {
     /// Enters a new network namespace and creates the test directory.
     pub fn new() -> TestEnv {
