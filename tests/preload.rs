@@ -4,7 +4,7 @@
 mod common;
 
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::*;
@@ -31,22 +31,6 @@ fn exec_preload_lib<S: AsRef<OsStr>>(env: &TestEnv, lib: &Path, program: &[S]) -
 /// directory.
 fn exec_preload(env: &TestEnv, program: &[&OsStr]) -> Command {
     exec_preload_lib(env, &env.preload_lib(), program)
-}
-
-/// Compiles tests/clients/bindtest.c into the test directory.
-fn bindtest(env: &TestEnv) -> PathBuf {
-    let out = env.path().join("bindtest");
-    let status = Command::new("cc")
-        .args(["-O1", "-Wall", "-o"])
-        .arg(&out)
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/clients/bindtest.c"
-        ))
-        .status()
-        .expect("run cc");
-    assert!(status.success(), "cc failed");
-    out
 }
 
 #[test]
@@ -90,7 +74,7 @@ fn python_http_server_serves_port_80() {
 fn c_program_gets_port_80_and_other_binds_are_real() {
     let env = TestEnv::new();
     let _daemon = env.serve(&env.config(ANY_ADDRESS_HTTP));
-    let program = bindtest(&env);
+    let program = common::shim::compile_c(&env, "bindtest");
     let writable = env.path().join("www");
     std::fs::create_dir(&writable).unwrap();
     std::os::unix::fs::chown(&writable, Some(WWW_DATA.uid), Some(WWW_DATA.gid)).unwrap();

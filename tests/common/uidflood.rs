@@ -41,17 +41,7 @@ pub fn helper(env: &TestEnv) -> PathBuf {
     if out.exists() {
         return out;
     }
-    let status = Command::new("cc")
-        .args(["-O1", "-Wall", "-o"])
-        .arg(&out)
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/clients/uidflood.c"
-        ))
-        .status()
-        .expect("run cc (gcc)");
-    assert!(status.success(), "cc tests/clients/uidflood.c failed");
-    out
+    super::shim::compile_c(env, "uidflood")
 }
 
 fn spawn(env: &TestEnv, args: &[&OsStr]) -> Proc {
