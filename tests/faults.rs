@@ -22,16 +22,7 @@ use serde_json::json;
 /// Starts the daemon and an application (client.py serve-http) that fetched port 80.
 fn daemon_and_app(env: &TestEnv) -> (Daemon, Proc) {
     let daemon = env.serve(&env.config(HTTP_BINDING));
-    let socket = env.socket("http");
-    let mut app = env.client(
-        WWW_DATA,
-        &[
-            "serve-http".as_ref(),
-            socket.as_os_str(),
-            "1000000".as_ref(),
-        ],
-    );
-    app.expect_line("ready", EXIT_TIMEOUT);
+    let app = env.serving_app(WWW_DATA, "serve-http", "http");
     (daemon, app)
 }
 

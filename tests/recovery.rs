@@ -15,18 +15,6 @@ use common::sockopts::listen_backlog;
 use common::*;
 use nix::sys::signal::Signal;
 
-/// Starts client.py `mode` (serve-http, udp-echo) as `user` on binding `name` and waits
-/// until it serves.
-fn app(env: &TestEnv, user: User, mode: &str, name: &str) -> Proc {
-    let socket = env.socket(name);
-    let mut app = env.client(
-        user,
-        &[mode.as_ref(), socket.as_os_str(), "1000000".as_ref()],
-    );
-    app.expect_line("ready", EXIT_TIMEOUT);
-    app
-}
-
 fn probe_inodes(env: &TestEnv, name: &str) -> Vec<u64> {
     env.probe(WWW_DATA, &env.socket(name)).inodes()
 }
@@ -43,7 +31,7 @@ fn kill_9_and_restart_under_load(
     load: impl FnOnce() -> Load,
 ) -> (Daemon, Proc, (u64, u64), u32) {
     let mut first = env.serve(config);
-    let old_app = app(env, WWW_DATA, mode, name);
+    let old_app = env.serving_app(WWW_DATA, mode, name);
     let before = probe_inodes(env, name);
     assert!(
         socket_inodes(old_app.pid()).contains(&before[0]),
@@ -60,7 +48,7 @@ fn kill_9_and_restart_under_load(
         after[0], before[0],
         "the restarted daemon hands out the socket the app holds"
     );
-    let new_app = app(env, DAEMON_IN_WWW_DATA, mode, name);
+    let new_app = env.serving_app(DAEMON_IN_WWW_DATA, mode, name);
     load.wait_for(50);
     let counts = load.finish();
     let old_pid = old_app.pid();
@@ -152,8 +140,8 @@ fn a_privileged_port_shared_with_a_holder_outside_the_binding_is_recovered_with_
     let env = TestEnv::new();
     let allowing = env.config(&http_binding("allow_users = [\"daemon\"]\nmode = \"0666\""));
     let mut first = env.serve(&allowing);
-    let member = app(&env, WWW_DATA, "serve-http", "http");
-    let _former = app(&env, DAEMON, "serve-http", "http");
+    let member = env.serving_app(WWW_DATA, "serve-http", "http");
+    let _former = env.serving_app(DAEMON, "serve-http", "http");
     let inode = probe_inodes(&env, "http")[0];
     first.stop_with(Signal::SIGKILL);
 

@@ -33,11 +33,7 @@ fn hidden_holder_stops_recovery(mode: &str) {
     ));
     let mut first = env.serve(&allowing);
     let socket = env.socket("http");
-    let mut app = env.client(
-        WWW_DATA,
-        &["serve-http".as_ref(), socket.as_os_str(), "1000".as_ref()],
-    );
-    app.expect_line("ready", EXIT_TIMEOUT);
+    let _app = env.serving_app(WWW_DATA, "serve-http", "http");
     let inode = env.probe(WWW_DATA, &socket).inodes()[0];
     let mut cmd = Command::new(&helper);
     cmd.arg(&socket).arg(mode);

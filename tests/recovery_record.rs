@@ -50,17 +50,6 @@ fn granted_cookies(env: &TestEnv, name: &str) -> Vec<u64> {
         .collect()
 }
 
-/// An app (`serve-http` as www-data) on binding `http`.
-fn app(env: &TestEnv) -> Proc {
-    let socket = env.socket("http");
-    let mut app = env.client(
-        WWW_DATA,
-        &["serve-http".as_ref(), socket.as_os_str(), "1000".as_ref()],
-    );
-    app.expect_line("ready", EXIT_TIMEOUT);
-    app
-}
-
 /// A refused start: exit 4, `needles`, and the hint of the failed bind.
 fn assert_refused(config: &Path, port: u16, needles: &[&str]) {
     let hint = format!("`ss -lntup 'sport = :{port}'` shows its owner");
@@ -116,7 +105,7 @@ fn adopted_and_recovered_sockets_are_recorded_and_recovered_again() {
     let cookie = granted_cookies(&env, "http")[0];
     let http = |cookie| vec![("http".to_owned(), "tcp://127.0.0.1:80".to_owned(), cookie)];
     assert_eq!(recorded(&env), http(cookie));
-    let _app = app(&env);
+    let _app = env.serving_app(WWW_DATA, "serve-http", "http");
     drop(listener);
     first.stop_with(Signal::SIGKILL);
 
@@ -243,7 +232,7 @@ fn a_record_the_run_user_could_have_written_or_kept_is_not_trusted() {
     let env = TestEnv::new();
     let config = env.config(HTTP_BINDING);
     let mut first = env.serve(&config);
-    let _app = app(&env);
+    let _app = env.serving_app(WWW_DATA, "serve-http", "http");
     first.stop_with(Signal::SIGKILL);
     let genuine = fs::read_to_string(record_path(&env)).unwrap();
     let path = record_path(&env);

@@ -49,12 +49,7 @@ fn assert_refused(env: &TestEnv, config: &Path, port: u16, needles: &[&str]) -> 
 /// SIGKILL: the app holds the port and no daemon runs.
 fn app_left_holding_port_80(env: &TestEnv, config: &Path) -> Proc {
     let mut daemon = env.serve(config);
-    let socket = env.socket("http");
-    let mut app = env.client(
-        WWW_DATA,
-        &["serve-http".as_ref(), socket.as_os_str(), "1000".as_ref()],
-    );
-    app.expect_line("ready", EXIT_TIMEOUT);
+    let app = env.serving_app(WWW_DATA, "serve-http", "http");
     daemon.stop_with(Signal::SIGKILL);
     app
 }
@@ -119,12 +114,7 @@ fn a_user_no_longer_allowed_who_still_holds_the_socket_stops_its_recovery() {
     let socket = env.socket("http");
     let mut apps = Vec::new();
     for user in [WWW_DATA, DAEMON] {
-        let mut app = env.client(
-            user,
-            &["serve-http".as_ref(), socket.as_os_str(), "1000".as_ref()],
-        );
-        app.expect_line("ready", EXIT_TIMEOUT);
-        apps.push(app);
+        apps.push(env.serving_app(user, "serve-http", "http"));
     }
     let inode = env.probe(WWW_DATA, &socket).inodes()[0];
     first.stop_with(Signal::SIGKILL);

@@ -99,21 +99,6 @@ fn events(since: u64, pid: u32, kind: &str) -> Vec<Event> {
         .collect()
 }
 
-/// client.py serve-http as `user` on binding `http`, serving.
-fn app(env: &TestEnv, user: User) -> Proc {
-    let socket = env.socket("http");
-    let mut app = env.client(
-        user,
-        &[
-            "serve-http".as_ref(),
-            socket.as_os_str(),
-            "1000000".as_ref(),
-        ],
-    );
-    app.expect_line("ready", EXIT_TIMEOUT);
-    app
-}
-
 #[test]
 fn s6_supervise_restarts_the_killed_daemon_which_recovers_the_apps_socket() {
     let env = TestEnv::new();
@@ -121,7 +106,7 @@ fn s6_supervise_restarts_the_killed_daemon_which_recovers_the_apps_socket() {
     let since = syslog_offset();
     let supervised = Supervised::start(&env, &config);
     let first = supervised.wait_ready(since, None);
-    let old_app = app(&env, WWW_DATA);
+    let old_app = env.serving_app(WWW_DATA, "serve-http", "http");
     let inode = env.probe(WWW_DATA, &env.socket("http")).inodes()[0];
     assert!(socket_inodes(old_app.pid()).contains(&inode));
 
@@ -141,7 +126,7 @@ fn s6_supervise_restarts_the_killed_daemon_which_recovers_the_apps_socket() {
         ("uid", "33"),
     ]);
     assert_eq!(env.probe(WWW_DATA, &env.socket("http")).inodes(), [inode]);
-    let new_app = app(&env, DAEMON_IN_WWW_DATA);
+    let new_app = env.serving_app(DAEMON_IN_WWW_DATA, "serve-http", "http");
     load.wait_for(50);
     let (ok, failed) = load.finish();
     assert_eq!(failed, 0, "{ok} requests answered, {failed} failed");

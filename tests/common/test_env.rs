@@ -193,6 +193,18 @@ impl TestEnv {
         )
     }
 
+    /// client.py `mode` (`serve-http`, `udp-echo`) as `user` on binding `name`, once it says
+    /// it serves; it answers until killed (when the [`Proc`] is dropped).
+    pub fn serving_app(&self, user: User, mode: &str, name: &str) -> Proc {
+        let socket = self.socket(name);
+        let mut app = self.client(
+            user,
+            &[mode.as_ref(), socket.as_os_str(), "1000000".as_ref()],
+        );
+        app.expect_line("ready", EXIT_TIMEOUT);
+        app
+    }
+
     /// Runs the `probe` client as `user` against `socket` and returns what it received.
     pub fn probe(&self, user: User, socket: &Path) -> Probe {
         self.client(user, &["probe".as_ref(), socket.as_os_str()])
