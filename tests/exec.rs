@@ -7,9 +7,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::fs;
-use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use common::*;
@@ -127,13 +125,7 @@ fn listen_fdnames_name_every_fd_and_other_fds_are_untouched() {
     // An fd the parent hands down on purpose (at 20, without close-on-exec) must survive.
     let keep = fs::File::open(&script).unwrap();
     let raw = keep.as_raw_fd();
-    // SAFETY: dup2 is async-signal-safe and only duplicates an fd opened before the fork.
-    unsafe {
-        cmd.pre_exec(move || match libc::dup2(raw, 20) {
-            -1 => Err(io::Error::last_os_error()),
-            _ => Ok(()),
-        });
-    }
+    inherit_fd(&mut cmd, raw, 20);
     let shown: Shown = Proc::spawn(cmd, "exec http,dns")
         .finish(EXIT_TIMEOUT)
         .json();

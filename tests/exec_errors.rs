@@ -5,10 +5,9 @@
 mod common;
 
 use std::fs;
-use std::io::{self, IoSlice};
+use std::io::IoSlice;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixListener;
-use std::os::unix::process::CommandExt;
 use std::thread;
 
 use common::*;
@@ -155,16 +154,7 @@ fn exec_program_errors_and_busy_fds() {
     let mut cmd = env.exec_as(WWW_DATA, "http", &["/usr/bin/true"]);
     let file = fs::File::open("/etc/hostname").unwrap();
     let raw = file.as_raw_fd();
-    // SAFETY: dup2 is async-signal-safe and only duplicates an fd opened before the fork.
-    unsafe {
-        // If the file already is fd 3, dup2 is a no-op that keeps close-on-exec: clear it.
-        cmd.pre_exec(move || {
-            if libc::dup2(raw, 3) == -1 || libc::fcntl(3, libc::F_SETFD, 0) == -1 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    inherit_fd(&mut cmd, raw, 3);
     Proc::spawn(cmd, "portbinder exec with fd 3 open")
         .finish(EXIT_TIMEOUT)
         .assert_error(9, &["fd 3 is already open"]);

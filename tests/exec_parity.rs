@@ -7,9 +7,7 @@
 mod common;
 
 use std::fs;
-use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
 
 use clap::CommandFactory;
 use common::container::compile_static;
@@ -205,18 +203,7 @@ fn the_same_command_lines_give_the_same_results() {
         WWW_DATA,
         &["--socket-dir", dir, "http", "--", "/bin/true"],
         9,
-        |cmd| {
-            // SAFETY: dup2 and fcntl are async-signal-safe and only touch an fd opened
-            // before the fork (if it already is fd 3, dup2 keeps close-on-exec: clear it).
-            unsafe {
-                cmd.pre_exec(move || {
-                    if libc::dup2(raw, 3) == -1 || libc::fcntl(3, libc::F_SETFD, 0) == -1 {
-                        return Err(io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-        },
+        |cmd| inherit_fd(cmd, raw, 3),
     );
     drop(daemon);
 }

@@ -11,7 +11,6 @@ use std::fs;
 use std::net::TcpListener;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use common::*;
@@ -31,21 +30,7 @@ fn inheriting(fd: RawFd, program: &[&OsStr], config: &std::path::Path) -> Comman
         .args(["serve".as_ref(), "--config".as_ref(), config.as_os_str()])
         .env("LISTEN_FDS", "1")
         .env("LISTEN_FDNAMES", "http");
-    // SAFETY: the hook runs in the forked child before exec and only calls dup2 and fcntl,
-    // which are async-signal-safe, on a descriptor that stays open in the parent meanwhile.
-    unsafe {
-        cmd.pre_exec(move || {
-            let rc = if fd == 3 {
-                libc::fcntl(3, libc::F_SETFD, 0)
-            } else {
-                libc::dup2(fd, 3)
-            };
-            if rc < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    inherit_fd(&mut cmd, fd, 3);
     cmd
 }
 

@@ -6,10 +6,8 @@ mod common;
 
 use std::ffi::OsStr;
 use std::fs;
-use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -124,14 +122,8 @@ fn stray_inherited_descriptors_are_closed() {
     let file = fs::File::open(&secret).unwrap();
     let raw = file.as_raw_fd();
     let mut cmd = serve_command(&config);
-    // SAFETY: dup2 is async-signal-safe; the hook only duplicates an fd opened before fork
-    // onto fd 9 (without close-on-exec), as a careless parent would leak it.
-    unsafe {
-        cmd.pre_exec(move || match libc::dup2(raw, 9) {
-            -1 => Err(io::Error::last_os_error()),
-            _ => Ok(()),
-        });
-    }
+    // As a careless parent would leak it.
+    inherit_fd(&mut cmd, raw, 9);
     let daemon = Daemon::spawn(cmd);
     let links = proc_fd_links(daemon.pid());
     assert!(

@@ -5,7 +5,6 @@
 use std::fs;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use serde::Deserialize;
@@ -67,22 +66,7 @@ pub fn share_with(user: User, fd: BorrowedFd<'_>) -> Proc {
     let inode = fs::metadata(format!("/proc/self/fd/{fd}")).unwrap().ino();
     let mut cmd = Command::new("/bin/sleep");
     cmd.arg("120");
-    // SAFETY: between fork and exec the hook only calls dup2 and fcntl, which are
-    // async-signal-safe, on a descriptor the parent keeps open meanwhile.
-    unsafe {
-        cmd.pre_exec(move || {
-            // dup2 onto another number clears FD_CLOEXEC; fd 3 itself needs it by hand.
-            let rc = if fd == 3 {
-                libc::fcntl(3, libc::F_SETFD, 0)
-            } else {
-                libc::dup2(fd, 3)
-            };
-            if rc < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    super::inherit_fd(&mut cmd, fd, 3);
     user.apply(&mut cmd);
     let holder = Proc::spawn(cmd, &format!("sleep as {}, holding a socket", user.name));
     let holds = || super::shim::socket_inodes(holder.pid()).contains(&inode);

@@ -75,7 +75,7 @@ pub use self::{
     kernel::kernel_landlock_abi,
     listen_fds::serve_with_listen_fds,
     netns::NetNs,
-    process::{Outcome, Proc},
+    process::{Outcome, Proc, inherit_fd},
     procfs::{cpu_ticks, nofile_limits, proc_fd_links, proc_fds, proc_status, zombie_exit},
     reports::{FdInfo, Grants, Probe},
     syslog::{syslog_lines_since, syslog_offset, syslog_path},

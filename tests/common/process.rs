@@ -3,6 +3,8 @@
 //! message.
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::fd::RawFd;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -14,6 +16,28 @@ use nix::unistd::Pid;
 use serde::Deserialize;
 
 use super::wait_until;
+
+/// Makes the child of `cmd` inherit `fd` (open in this process until the spawn) as its
+/// descriptor `at`, without close-on-exec, as a parent hands a socket down (LISTEN_FDS) or
+/// leaks one.
+pub fn inherit_fd(cmd: &mut Command, fd: RawFd, at: RawFd) {
+    // SAFETY: between fork and exec the hook only calls dup2 and fcntl, which are
+    // async-signal-safe, on a descriptor the parent keeps open meanwhile.
+    unsafe {
+        cmd.pre_exec(move || {
+            // dup2 onto another number clears FD_CLOEXEC; onto itself it keeps it.
+            let rc = if fd == at {
+                libc::fcntl(at, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, at)
+            };
+            if rc < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
 
 /// How a finished process ended and what it printed.
 #[derive(Debug)]
