@@ -5,13 +5,9 @@
 mod common;
 
 use std::fs;
-use std::io::IoSlice;
 use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixListener;
-use std::thread;
 
 use common::*;
-use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
 
 /// Runs `portbinder exec ARGS -- touch MARKER` as `user`, expects failure with `code` and
 /// every needle on stderr, and checks that the program did not run.
@@ -103,25 +99,8 @@ fn exec_errors_have_codes_and_reasons_and_never_exec() {
 fn exec_protocol_errors_exit_8() {
     let env = TestEnv::new();
     fs::create_dir_all(env.socket_dir()).unwrap();
-    let fake = UnixListener::bind(env.socket("http")).unwrap();
-    fs::set_permissions(
-        env.socket("http"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o666),
-    )
-    .unwrap();
     // A broken daemon: announces 2 sockets but sends 1.
-    let server = thread::spawn(move || {
-        let (conn, _) = fake.accept().unwrap();
-        let one = [conn.as_raw_fd()];
-        sendmsg::<()>(
-            conn.as_raw_fd(),
-            &[IoSlice::new(&[2])],
-            &[ControlMessage::ScmRights(&one)],
-            MsgFlags::empty(),
-            None,
-        )
-        .unwrap();
-    });
+    let server = fake_daemon::announcing_2_sending_1(&env.socket("http"), 1);
     assert_exec_fails(
         &env,
         WWW_DATA,

@@ -6,14 +6,10 @@ mod common;
 
 use std::ffi::OsString;
 use std::fs;
-use std::io::IoSlice;
-use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixListener;
-use std::thread;
 
 use common::exec_pair::Pair;
 use common::*;
-use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
 
 #[test]
 fn broken_and_stale_daemons_give_the_same_errors() {
@@ -29,22 +25,7 @@ fn broken_and_stale_daemons_give_the_same_errors() {
     drop(UnixListener::bind(dir.join("stale.sock")).unwrap());
     world(&dir.join("stale.sock"));
     // A broken daemon: announces 2 sockets, sends 1, to each of the two clients.
-    let broken = UnixListener::bind(dir.join("broken.sock")).unwrap();
-    world(&dir.join("broken.sock"));
-    let server = thread::spawn(move || {
-        for _ in 0..2 {
-            let (conn, _) = broken.accept().unwrap();
-            let one = [conn.as_raw_fd()];
-            sendmsg::<()>(
-                conn.as_raw_fd(),
-                &[IoSlice::new(&[2])],
-                &[ControlMessage::ScmRights(&one)],
-                MsgFlags::empty(),
-                None,
-            )
-            .unwrap();
-        }
-    });
+    let server = fake_daemon::announcing_2_sending_1(&dir.join("broken.sock"), 2);
     let dir = dir.to_str().unwrap();
     let stale = pair.same(
         &env,

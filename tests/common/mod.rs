@@ -39,6 +39,7 @@ pub mod container;
 mod daemon;
 mod event;
 pub mod exec_pair;
+pub mod fake_daemon;
 pub mod fake_systemd;
 pub mod holder;
 mod http;
