@@ -37,12 +37,8 @@ impl Pair {
             if exec {
                 cmd.arg("exec");
             }
-            cmd.args(args)
-                .current_dir(env.path())
-                .env_clear()
-                .env("PATH", "/usr/bin:/bin")
-                .env("LANG", "C.UTF-8");
-            user.apply(&mut cmd);
+            cmd.args(args);
+            env.run_as(&mut cmd, user);
             setup(&mut cmd);
             Proc::spawn(cmd, &program.display().to_string()).finish(EXIT_TIMEOUT)
         };

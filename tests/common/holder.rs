@@ -42,14 +42,10 @@ impl TestEnv {
             fs::write(&script, HOLDER_PY).unwrap();
             fs::set_permissions(&script, fs::Permissions::from_mode(0o644)).unwrap();
         }
-        let mut cmd = Command::new("/usr/bin/python3");
-        cmd.arg(&script)
-            .args([proto, host, &port.to_string()])
-            .args(options)
-            .current_dir(self.path())
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin");
-        user.apply(&mut cmd);
+        let port = port.to_string();
+        let mut args = vec![proto, host, &port];
+        args.extend_from_slice(options);
+        let cmd = self.python_command(user, &script, &args);
         let mut proc = Proc::spawn(cmd, &format!("holder.py as {}", user.name));
         let line = proc.next_line(EXIT_TIMEOUT);
         let held = serde_json::from_str(&line)

@@ -247,7 +247,7 @@ impl TestEnv {
 
     /// Makes `cmd` run as `user` the way an unprivileged program is started: a clean
     /// environment (PATH and LANG only), in the test directory.
-    fn run_as(&self, cmd: &mut Command, user: User) {
+    pub fn run_as(&self, cmd: &mut Command, user: User) {
         cmd.current_dir(self.path())
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
