@@ -168,7 +168,7 @@ fn children_that_inherit_the_shim_get_the_sockets_it_kept() {
     cmd.env("PORTBINDER_PRELOAD_INHERIT", "1");
     let mut proc = Proc::spawn(cmd, "sh -c 'exec daemonlike' inheriting the shim");
     let fds = proc.next_line(EXIT_TIMEOUT);
-    let held = common::shim::socket_inodes(daemon.pid());
+    let held = socket_inodes(daemon.pid());
     let kept: Vec<(i32, u64)> = fds
         .split(',')
         .map(|e| {

@@ -10,7 +10,6 @@ mod common;
 use std::path::Path;
 
 use common::load::{Load, http_answered_by};
-use common::shim::socket_inodes;
 use common::sockopts::listen_backlog;
 use common::*;
 use nix::sys::signal::Signal;

@@ -49,7 +49,7 @@ fn hidden_holder_stops_recovery(mode: &str) {
     // `ready` comes once the helper holds the socket out of /proc/PID/fd's sight (in exit-main
     // mode, once its main thread is a zombie), so nothing needs to happen in between.
     assert!(
-        !common::shim::socket_inodes(hidden.pid()).contains(&inode),
+        !socket_inodes(hidden.pid()).contains(&inode),
         "/proc/PID/fd shows the socket: the helper does not hide it"
     );
     first.stop_with(Signal::SIGKILL);

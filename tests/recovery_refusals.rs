@@ -13,7 +13,6 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::shim::socket_inodes;
 use common::*;
 use nix::sys::signal::Signal;
 use portbinder::serve::sandbox::Seccomp;

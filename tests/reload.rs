@@ -11,7 +11,6 @@ use std::os::unix::fs::MetadataExt;
 
 use common::fake_systemd::FakeSystemd;
 use common::reload::{mode_of, outcome, readable_config, reload};
-use common::shim::open_flags;
 use common::sockopts::{listen_backlog, read_back};
 use common::*;
 use serde_json::Value;

@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::load::{Load, http_answered_by};
-use common::shim::socket_inodes;
 use common::*;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;

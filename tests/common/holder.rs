@@ -65,7 +65,7 @@ pub fn share_with(user: User, fd: BorrowedFd<'_>) -> Proc {
     super::inherit_fd(&mut cmd, fd, 3);
     user.apply(&mut cmd);
     let holder = Proc::spawn(cmd, &format!("sleep as {}, holding a socket", user.name));
-    let holds = || super::shim::socket_inodes(holder.pid()).contains(&inode);
+    let holds = || super::socket_inodes(holder.pid()).contains(&inode);
     assert!(wait_until(EXIT_TIMEOUT, holds), "{}", holder.report());
     holder
 }

@@ -77,7 +77,10 @@ pub use self::{
     listen_fds::serve_with_listen_fds,
     netns::NetNs,
     process::{Outcome, Proc, inherit_fd},
-    procfs::{cpu_ticks, nofile_limits, proc_fd_links, proc_fds, proc_status, zombie_exit},
+    procfs::{
+        cpu_ticks, holds_nonblocking, nofile_limits, open_flags, proc_fd_links, proc_fds,
+        proc_status, socket_inodes, zombie_exit,
+    },
     reports::{FdInfo, Grants, Probe},
     syslog::{syslog_lines_since, syslog_offset, syslog_path},
     test_env::{TestEnv, UNIT_CAPS},

@@ -1,5 +1,6 @@
-//! What `/proc` tells about a process: its open descriptors (leak checks and failure messages),
-//! its status fields (credentials, memory, the sandbox), its CPU time and its limits.
+//! What `/proc` tells about a process: its open descriptors (leak checks and failure messages)
+//! and the sockets among them with their file status flags, its status fields (credentials,
+//! memory, the sandbox), its CPU time and its limits.
 
 use std::collections::HashMap;
 use std::fs;
@@ -71,4 +72,38 @@ pub fn nofile_limits(pid: u32) -> (String, String) {
         .expect("Max open files in /proc/PID/limits");
     let values: Vec<&str> = line.split_whitespace().collect();
     (values[3].to_owned(), values[4].to_owned())
+}
+
+/// The inode numbers of the sockets process `pid` holds (`/proc/PID/fd/N -> socket:[INODE]`).
+pub fn socket_inodes(pid: u32) -> Vec<u64> {
+    proc_fd_links(pid)
+        .into_iter()
+        .filter_map(|(_, link)| {
+            link.strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+/// The file status flags (`flags:` of `/proc/PID/fdinfo/FD`, O_NONBLOCK among them) of the
+/// open file description through which process `pid` holds socket `inode`; `None` if it
+/// holds no such socket.
+pub fn open_flags(pid: u32, inode: u64) -> Option<i32> {
+    let wanted = format!("socket:[{inode}]");
+    let (fd, _) = proc_fd_links(pid)
+        .into_iter()
+        .find(|(_, link)| *link == wanted)?;
+    let info = fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).ok()?;
+    let octal = info.lines().find_map(|l| l.strip_prefix("flags:"))?.trim();
+    i32::from_str_radix(octal, 8).ok()
+}
+
+/// Whether process `pid` holds socket `inode` in non-blocking mode (panics if it does not
+/// hold it at all).
+pub fn holds_nonblocking(pid: u32, inode: u64) -> bool {
+    let flags = open_flags(pid, inode)
+        .unwrap_or_else(|| panic!("process {pid} holds no socket with inode {inode}"));
+    flags & libc::O_NONBLOCK != 0
 }

@@ -1,9 +1,8 @@
-//! What the preload shim's tests need beyond the daemon: C programs compiled with `cc`, and
-//! a holder's view of a shared socket (which inodes a process holds, with which file status
-//! flags), read from /proc as root.
+//! What the preload shim's tests need beyond the daemon: C programs compiled with `cc`, the
+//! `--preload` command line, a descriptor limit for the child, and what the shimmed program
+//! prints. A holder's view of a shared socket is in procfs.rs.
 
 use std::ffi::{OsStr, OsString};
-use std::fs;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Command;
@@ -27,40 +26,6 @@ pub fn compile_c(env: &TestEnv, name: &str) -> PathBuf {
         String::from_utf8_lossy(&result.stderr)
     );
     out
-}
-
-/// The inode numbers of the sockets process `pid` holds (`/proc/PID/fd/N -> socket:[INODE]`).
-pub fn socket_inodes(pid: u32) -> Vec<u64> {
-    super::proc_fd_links(pid)
-        .into_iter()
-        .filter_map(|(_, link)| {
-            link.strip_prefix("socket:[")?
-                .strip_suffix(']')?
-                .parse()
-                .ok()
-        })
-        .collect()
-}
-
-/// The file status flags (`flags:` of `/proc/PID/fdinfo/FD`, O_NONBLOCK among them) of the
-/// open file description through which process `pid` holds socket `inode`; `None` if it
-/// holds no such socket.
-pub fn open_flags(pid: u32, inode: u64) -> Option<i32> {
-    let wanted = format!("socket:[{inode}]");
-    let (fd, _) = super::proc_fd_links(pid)
-        .into_iter()
-        .find(|(_, link)| *link == wanted)?;
-    let info = fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).ok()?;
-    let octal = info.lines().find_map(|l| l.strip_prefix("flags:"))?.trim();
-    i32::from_str_radix(octal, 8).ok()
-}
-
-/// Whether process `pid` holds socket `inode` in non-blocking mode (panics if it does not
-/// hold it at all).
-pub fn holds_nonblocking(pid: u32, inode: u64) -> bool {
-    let flags = open_flags(pid, inode)
-        .unwrap_or_else(|| panic!("process {pid} holds no socket with inode {inode}"));
-    flags & libc::O_NONBLOCK != 0
 }
 
 /// `portbinder exec --preload [FLAGS...] --preload-lib <copy> --socket-dir <dir> NAMES --
