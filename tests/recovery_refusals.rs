@@ -8,14 +8,11 @@
 
 mod common;
 
-use std::io;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::*;
 use nix::sys::signal::Signal;
-use portbinder::serve::sandbox::Seccomp;
 
 /// The hint every refusal ends with, as a failed bind(2) of the port would print it.
 fn in_use_hint(port: u16) -> String {
@@ -256,40 +253,4 @@ fn a_proc_of_another_pid_namespace_is_refused() {
             "--mount-proc",
         ],
     );
-}
-
-/// Makes `call` after installing the daemon's seccomp filter (as tests/sandbox_seccomp.rs
-/// does for the rest of the allowlist); returns how the child ended.
-fn under_seccomp(nr: libc::c_long) -> std::process::ExitStatus {
-    let seccomp = Seccomp::prepare().expect("compile the filter");
-    let mut cmd = Command::new("/bin/true");
-    cmd.stdin(Stdio::null());
-    // SAFETY: between fork and exec the hook only installs the already compiled filter (a
-    // prctl and a seccomp system call) and makes one raw system call with integer
-    // arguments; it allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            seccomp
-                .enforce()
-                .map_err(|_| io::Error::from_raw_os_error(libc::ENOTRECOVERABLE))?;
-            libc::syscall(nr, 1, 0, 0);
-            libc::_exit(0);
-        });
-    }
-    cmd.spawn().unwrap().wait().unwrap()
-}
-
-#[test]
-fn the_sandbox_still_kills_the_system_calls_of_recovery() {
-    for (name, nr) in [
-        ("pidfd_open", libc::SYS_pidfd_open),
-        ("pidfd_getfd", libc::SYS_pidfd_getfd),
-    ] {
-        let status = under_seccomp(nr);
-        assert_eq!(
-            status.signal(),
-            Some(libc::SIGSYS),
-            "{name} must be killed by SIGSYS, got {status}"
-        );
-    }
 }

@@ -53,7 +53,7 @@ fn assert_killed(what: &str, status: std::process::ExitStatus) {
 fn forbidden_system_calls_kill_the_process() {
     use libc::*;
     const PATH: &std::ffi::CStr = c"/tmp/portbinder-seccomp-test";
-    let forbidden: [(&str, Call); 7] = [
+    let forbidden: [(&str, Call); 9] = [
         (
             "socket(AF_INET)",
             (SYS_socket, [AF_INET.into(), SOCK_STREAM.into(), 0, 0, 0, 0]),
@@ -102,6 +102,9 @@ fn forbidden_system_calls_kill_the_process() {
             "pidfd_send_signal(SIGKILL)",
             (SYS_pidfd_send_signal, [0, SIGKILL.into(), 0, 0, 0, 0]),
         ),
+        // Recovery's calls, made at start-up only (src/serve/setup/recover/).
+        ("pidfd_open", (SYS_pidfd_open, [1, 0, 0, 0, 0, 0])),
+        ("pidfd_getfd", (SYS_pidfd_getfd, [0, 0, 0, 0, 0, 0])),
     ];
     assert_killed("execve", under_seccomp(None));
     for (what, call) in forbidden {
