@@ -137,27 +137,15 @@ pub fn bind_all(
             recovered: 0,
         };
         for want in &binding.listen {
-            let option_error = |option| BindError::Option {
-                binding: binding.name.clone(),
-                addr: *want,
-                origin: origin.clone(),
-                option: Box::new(option),
-            };
             if let Some(fd) = adopt(&mut pool, binding, want)? {
-                options::apply(&fd, want, &binding.options, options::Made::Inherited)
-                    .map_err(option_error)?;
+                make_ours(&fd, binding, want, origin)?;
                 bound.fds.push(fd);
                 bound.adopted += 1;
                 continue;
             }
-            let bind_error = |errno| BindError::Bind {
-                binding: binding.name.clone(),
-                addr: *want,
-                errno,
-            };
-            let fd = socket::create(want).map_err(bind_error)?;
+            let fd = socket::create(want).map_err(BindError::bind(binding, want))?;
             options::apply(&fd, want, &binding.options, options::Made::Here)
-                .map_err(option_error)?;
+                .map_err(BindError::option(binding, want, origin))?;
             match socket::bind(&fd, want, binding.backlog) {
                 // Perhaps by the socket a killed daemon left to its apps: see below. The
                 // unbound socket keeps the place until then.
@@ -166,7 +154,7 @@ pub fn bind_all(
                     index: bound.fds.len(),
                     want,
                 }),
-                other => other.map_err(bind_error)?,
+                other => other.map_err(BindError::bind(binding, want))?,
             }
             bound.fds.push(fd);
         }
@@ -220,32 +208,12 @@ fn recover_in_use(
         let slot = &mut all[u.binding];
         match socket {
             Some(fd) => {
-                options::apply(&fd, u.want, &binding.options, options::Made::Inherited).map_err(
-                    |option| BindError::Option {
-                        binding: binding.name.clone(),
-                        addr: *u.want,
-                        origin: origin.clone(),
-                        option: Box::new(option),
-                    },
-                )?;
-                // The binding's backlog, as for an inherited socket (adopt, below).
-                if u.want.proto == Proto::Tcp {
-                    socket::listen(&fd, binding.backlog).map_err(|errno| BindError::Bind {
-                        binding: binding.name.clone(),
-                        addr: *u.want,
-                        errno,
-                    })?;
-                }
+                make_ours(&fd, binding, u.want, origin)?;
                 slot.fds[u.index] = fd;
                 slot.recovered += 1;
             }
-            None => socket::bind(&slot.fds[u.index], u.want, binding.backlog).map_err(|errno| {
-                BindError::Bind {
-                    binding: binding.name.clone(),
-                    addr: *u.want,
-                    errno,
-                }
-            })?,
+            None => socket::bind(&slot.fds[u.index], u.want, binding.backlog)
+                .map_err(BindError::bind(binding, u.want))?,
         }
     }
     Ok(recovery.audit)
@@ -273,15 +241,49 @@ fn adopt(
             expected: *want,
         });
     }
-    // A socket unit may pass a bound TCP socket that is not listening yet, and a listening
-    // one has the backlog it was given then: listen(2) sets the binding's either way (on a
-    // listening socket, Linux only updates the backlog).
-    if want.proto == Proto::Tcp {
-        socket::listen(&inherited.fd, binding.backlog).map_err(|errno| BindError::Bind {
-            binding: binding.name.clone(),
-            addr: *want,
-            errno,
-        })?;
-    }
     Ok(Some(inherited.fd))
+}
+
+/// Makes a socket that another process bound (inherited, or recovered from its holders) the
+/// binding's, as far as a bound socket can change: the binding's options, then its backlog.
+/// A socket unit may pass a bound TCP socket that is not listening yet, and a listening one
+/// has the backlog it was given then: listen(2) sets the binding's either way (on a listening
+/// socket, Linux only updates the backlog).
+fn make_ours(
+    fd: &OwnedFd,
+    binding: &Binding,
+    want: &ListenAddr,
+    origin: &Origin,
+) -> Result<(), BindError> {
+    options::apply(fd, want, &binding.options, options::Made::Inherited)
+        .map_err(BindError::option(binding, want, origin))?;
+    if want.proto == Proto::Tcp {
+        socket::listen(fd, binding.backlog).map_err(BindError::bind(binding, want))?;
+    }
+    Ok(())
+}
+
+impl BindError {
+    /// A failed system call on `binding`'s socket for `addr`.
+    fn bind<'b>(binding: &'b Binding, addr: &'b ListenAddr) -> impl Fn(Errno) -> BindError + 'b {
+        move |errno| BindError::Bind {
+            binding: binding.name.clone(),
+            addr: *addr,
+            errno,
+        }
+    }
+
+    /// An option `binding`'s socket for `addr` (from `origin`) cannot take.
+    fn option<'b>(
+        binding: &'b Binding,
+        addr: &'b ListenAddr,
+        origin: &'b Origin,
+    ) -> impl FnOnce(options::OptionError) -> BindError + 'b {
+        move |option| BindError::Option {
+            binding: binding.name.clone(),
+            addr: *addr,
+            origin: origin.clone(),
+            option: Box::new(option),
+        }
+    }
 }
