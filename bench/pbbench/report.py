@@ -53,7 +53,8 @@ def analysis():
         if r and r[0] < 0.9:
             cpu = g["cpu"]
             out.append(
-                f"**Grant rate with 1,000 bindings, {t} client{'s' if t > 1 else ''}** ({r[0]:.2f}x one binding). "
+                f"**Grant rate with 1,000 bindings, {t} client{'s' if t > 1 else ''} (item 1).** "
+                f"{r[0]:.2f}x one binding. "
                 "Each socket is registered once on the loop's epoll instance, so no wake-up scans the bindings: "
                 f"CPU per grant {cpu[('portbinder, 1,000 bindings', t)]:.1f} µs against "
                 f"{cpu[('portbinder', t)]:.1f} µs with one binding. Profiled side by side under the same load, "
