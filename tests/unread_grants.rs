@@ -30,16 +30,13 @@ const NOFILE: u32 = 1024;
 /// Starts the daemon as `user` with [`NOFILE`]. The user is one that no other test runs a
 /// daemon as, so that no other test's grants in flight count against this budget.
 fn start(env: &TestEnv, user: &str) -> Daemon {
-    let config = env.write_config(&format!(
-        "user = \"{user}\"\nsocket_dir = \"{}\"\nlog = \"syslog\"\nfacility = \"authpriv\"\n{BINDINGS}",
-        env.socket_dir().display()
-    ));
-    let mut cmd = Command::new("prlimit");
-    cmd.arg(format!("--nofile={NOFILE}:{NOFILE}"))
-        .arg("--")
-        .arg(binary())
-        .args(["serve".as_ref(), "--config".as_ref(), config.as_os_str()]);
-    Daemon::spawn(cmd)
+    let globals = env
+        .globals()
+        .replace("user = \"nobody\"", &format!("user = \"{user}\""));
+    let config = env.write_config(&format!("{globals}{BINDINGS}"));
+    let mut prlimit = Command::new("prlimit");
+    prlimit.arg(format!("--nofile={NOFILE}:{NOFILE}")).arg("--");
+    Daemon::spawn(serve_under(prlimit, &config))
 }
 
 /// Waits for the helper's report: every connection made and answered.
