@@ -9,7 +9,7 @@ mod common;
 use std::ffi::OsStr;
 use std::fs;
 use std::net::TcpListener;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
@@ -20,43 +20,31 @@ use nix::sys::socket::{
     socket, sockopt,
 };
 
-/// `PROGRAM… serve --config CONFIG` with `fd` inherited as fd 3 under the name `http`.
-/// LISTEN_PID must be the daemon's pid: `sh` sets it to its own and execs the rest.
-fn inheriting(fd: RawFd, program: &[&OsStr], config: &std::path::Path) -> Command {
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg(r#"LISTEN_PID=$$ exec "$0" "$@""#)
-        .args(program)
-        .args(["serve".as_ref(), "--config".as_ref(), config.as_os_str()])
-        .env("LISTEN_FDS", "1")
-        .env("LISTEN_FDNAMES", "http");
-    inherit_fd(&mut cmd, fd, 3);
-    cmd
-}
-
-fn as_root(fd: &impl AsRawFd, config: &std::path::Path) -> Command {
-    inheriting(fd.as_raw_fd(), &[binary().as_os_str()], config)
+fn as_root(fd: &impl AsFd, config: &std::path::Path) -> Command {
+    serve_with_listen_fds(config, &[("http", fd.as_fd())])
 }
 
 /// The daemon as systemd starts the unit: nobody, with the unit's two ambient capabilities.
-fn as_unit_user(env: &TestEnv, fd: &impl AsRawFd, config: &std::path::Path) -> Command {
-    fs::create_dir_all(env.socket_dir()).unwrap();
-    std::os::unix::fs::chown(env.socket_dir(), Some(65534), Some(65534)).unwrap();
-    fs::set_permissions(env.socket_dir(), fs::Permissions::from_mode(0o755)).unwrap();
+fn as_unit_user(env: &TestEnv, fd: &impl AsFd, config: &std::path::Path) -> Command {
+    if !env.socket_dir().exists() {
+        env.create_socket_dir_for_nobody();
+    }
     fs::set_permissions(config, fs::Permissions::from_mode(0o644)).unwrap();
+    let (inh, ambient) = (
+        format!("--inh-caps={UNIT_CAPS}"),
+        format!("--ambient-caps={UNIT_CAPS}"),
+    );
     let setpriv = [
         "setpriv",
         "--reuid=65534",
         "--regid=65534",
         "--clear-groups",
-        "--inh-caps=+net_bind_service,+chown",
-        "--ambient-caps=+net_bind_service,+chown",
+        &inh,
+        &ambient,
         "--",
     ];
-    let daemon = binary();
-    let mut program: Vec<&OsStr> = setpriv.iter().map(OsStr::new).collect();
-    program.push(daemon.as_os_str());
-    inheriting(fd.as_raw_fd(), &program, config)
+    let wrapper: Vec<&OsStr> = setpriv.iter().map(OsStr::new).collect();
+    serve_with_listen_fds_under(&wrapper, config, &[("http", fd.as_fd())])
 }
 
 fn is_nonblocking(fd: &impl AsFd) -> bool {

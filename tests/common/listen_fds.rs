@@ -2,6 +2,7 @@
 //! gives back its fd store): the descriptors at 3, 4, … and LISTEN_FDS, LISTEN_FDNAMES and
 //! LISTEN_PID naming them.
 
+use std::ffi::OsStr;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -15,6 +16,16 @@ use super::serve_under;
 /// LISTEN_FDS, LISTEN_FDNAMES and LISTEN_PID. LISTEN_PID must be the daemon's own pid, known
 /// only once it runs: `sh` sets it to its `$$` and then execs the daemon, which keeps that pid.
 pub fn serve_with_listen_fds(config: &Path, fds: &[(&str, BorrowedFd<'_>)]) -> Command {
+    serve_with_listen_fds_under(&[], config, fds)
+}
+
+/// [`serve_with_listen_fds`] started through `wrapper` (a program and its arguments that end
+/// by exec'ing the rest, such as `setpriv … --`), so that the pid is still the daemon's.
+pub fn serve_with_listen_fds_under(
+    wrapper: &[&OsStr],
+    config: &Path,
+    fds: &[(&str, BorrowedFd<'_>)],
+) -> Command {
     // Out of the way of 3..3+n first, so that no dup2 below overwrites a source.
     let high: Vec<OwnedFd> = fds
         .iter()
@@ -26,7 +37,8 @@ pub fn serve_with_listen_fds(config: &Path, fds: &[(&str, BorrowedFd<'_>)]) -> C
         .collect();
     let names: Vec<&str> = fds.iter().map(|(name, _)| *name).collect();
     let mut sh = Command::new("/bin/sh");
-    sh.args(["-c", r#"LISTEN_PID=$$ exec "$0" "$@""#]);
+    sh.args(["-c", r#"LISTEN_PID=$$ exec "$0" "$@""#])
+        .args(wrapper);
     let mut cmd = serve_under(sh, config);
     cmd.env("LISTEN_FDS", fds.len().to_string())
         .env("LISTEN_FDNAMES", names.join(":"));

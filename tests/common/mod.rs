@@ -74,7 +74,7 @@ pub use self::{
     event::Event,
     http::{http_get, try_http_get},
     kernel::kernel_landlock_abi,
-    listen_fds::serve_with_listen_fds,
+    listen_fds::{serve_with_listen_fds, serve_with_listen_fds_under},
     netns::NetNs,
     process::{Outcome, Proc, inherit_fd},
     procfs::{
