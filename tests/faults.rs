@@ -9,7 +9,6 @@ use std::fs;
 use std::net::TcpStream;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt, chown, symlink};
 use std::path::Path;
-use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
@@ -65,13 +64,7 @@ fn restart_while_the_app_holds_the_port_names_the_port_then_recovers() {
 
     // With CAP_SYS_PTRACE the restart recovers the socket from the app (tests/recovery.rs);
     // without it, it fails as a bind(2) would, naming the port and the reason.
-    let mut setpriv = Command::new("setpriv");
-    setpriv.args(["--bounding-set=-sys_ptrace", "--"]);
-    let outcome = Proc::spawn(
-        serve_under(setpriv, &config),
-        "serve without CAP_SYS_PTRACE",
-    )
-    .finish(EXIT_TIMEOUT);
+    let outcome = serve_without_cap_sys_ptrace(&config);
     outcome.assert_error(
         4,
         &[

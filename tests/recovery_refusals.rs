@@ -181,13 +181,7 @@ fn without_cap_sys_ptrace_the_error_says_recovery_needs_it() {
     let env = TestEnv::new();
     let config = env.config(HTTP_BINDING);
     let app = app_left_holding_port_80(&env, &config);
-    let mut setpriv = Command::new("setpriv");
-    setpriv.args(["--bounding-set=-sys_ptrace", "--"]);
-    let outcome = Proc::spawn(
-        serve_under(setpriv, &config),
-        "serve without CAP_SYS_PTRACE",
-    )
-    .finish(EXIT_TIMEOUT);
+    let outcome = serve_without_cap_sys_ptrace(&config);
     outcome.assert_error(
         4,
         &[

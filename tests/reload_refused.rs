@@ -182,16 +182,7 @@ fn a_file_the_run_user_cannot_read_is_refused_with_the_fix() {
 #[test]
 fn a_step_that_fails_puts_back_what_was_applied_and_refuses_the_reload() {
     let env = TestEnv::new();
-    let two = r#"
-[binding.api]
-listen = ["127.0.0.1:8080"]
-group = "www-data"
-
-[binding.web]
-listen = ["127.0.0.1:80"]
-group = "www-data"
-"#;
-    let config = readable_config(&env, two);
+    let config = readable_config(&env, API_AND_WEB);
     let daemon = env.serve(&config);
     // `api`'s backlog and blocking mode can be changed, and come first (bindings are in
     // name order); `web`'s mode cannot, once its socket file is gone.

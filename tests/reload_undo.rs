@@ -10,17 +10,6 @@ use common::sockopts::{listen_backlog, read_back, sysctl};
 use common::*;
 use serde_json::Value;
 
-/// Two bindings on ports anyone may bind: `api` comes first (bindings are in name order).
-const API_AND_WEB: &str = r#"
-[binding.api]
-listen = ["127.0.0.1:8080"]
-group = "www-data"
-
-[binding.web]
-listen = ["127.0.0.1:80"]
-group = "www-data"
-"#;
-
 /// What a client reads back of the first socket of `binding`.
 fn first_socket(env: &TestEnv, binding: &str) -> Value {
     read_back(env, binding, &[])["fds"][0].clone()

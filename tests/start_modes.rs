@@ -8,18 +8,11 @@ use std::ffi::OsStr;
 use std::fs;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-use std::path::Path;
 use std::process::Command;
 
 use common::*;
 
 /// `setpriv SETPRIV_ARGS -- portbinder serve --config CONFIG`.
-fn serve_under_setpriv(setpriv: &[&str], config: &Path) -> Command {
-    let mut cmd = Command::new("setpriv");
-    cmd.args(setpriv).arg("--");
-    serve_under(cmd, config)
-}
-
 /// Starts the daemon as systemd does with `User=nobody` and `AmbientCapabilities=CAPS`
 /// (`caps` as setpriv takes them, e.g. `+net_bind_service,+chown`): as nobody, with only
 /// those capabilities, inheritable and ambient, in the socket directory that

@@ -53,6 +53,17 @@ fn held(flood: &mut Proc, connections: u64, daemon: &Daemon) -> Held {
     held
 }
 
+/// Asserts that the cap on unread grants stopped `held` short of the descriptor limit: some
+/// connections were denied, and the granted ones' sockets in flight stayed below [`NOFILE`].
+fn capped(held: &Held, daemon: &Daemon) {
+    assert!(held.denied > 0, "{held:?}\n{}", daemon.report());
+    assert!(
+        2 * held.granted < u64::from(NOFILE),
+        "{held:?}\n{}",
+        daemon.report()
+    );
+}
+
 /// A deny line for `binding` whose reason says the grants are unread.
 fn unread_denial(daemon: &Daemon, binding: &str) -> Event {
     let deny = daemon.wait_event("deny", &[("binding", binding)]);
@@ -80,12 +91,7 @@ fn one_uid_holding_unread_grants_leaves_everyone_else_served() {
     env.probe(DAEMON_IN_WWW_DATA, &http).assert_granted(2);
     env.probe(DAEMON, &env.socket("dns")).assert_granted(1);
     // The holder was stopped with a reason, and what it holds is within the budget.
-    assert!(held.denied > 0, "{held:?}\n{}", daemon.report());
-    assert!(
-        2 * held.granted < u64::from(NOFILE),
-        "{held:?}\n{}",
-        daemon.report()
-    );
+    capped(&held, &daemon);
     let deny = unread_denial(&daemon, "http");
     assert_eq!(deny.get("uid"), Some("33"), "{}", deny.line);
 
@@ -107,12 +113,7 @@ fn one_bindings_members_cannot_use_up_another_bindings_share() {
     let held = held(&mut flood, 1440, &daemon);
     // dns's member is served whatever http's members hold.
     env.probe(DAEMON, &env.socket("dns")).assert_granted(1);
-    assert!(held.denied > 0, "{held:?}\n{}", daemon.report());
-    assert!(
-        2 * held.granted < u64::from(NOFILE),
-        "{held:?}\n{}",
-        daemon.report()
-    );
+    capped(&held, &daemon);
     unread_denial(&daemon, "http");
 
     drop(flood);
@@ -130,11 +131,6 @@ fn a_client_that_shuts_its_end_down_still_counts_its_unread_grants() {
     let mut flood = uidflood::hold_shut(&env, &http, 33, 33, 1, 700);
     let held = held(&mut flood, 700, &daemon);
     env.probe(DAEMON, &env.socket("dns")).assert_granted(1);
-    assert!(held.denied > 0, "{held:?}\n{}", daemon.report());
-    assert!(
-        2 * held.granted < u64::from(NOFILE),
-        "{held:?}\n{}",
-        daemon.report()
-    );
+    capped(&held, &daemon);
     unread_denial(&daemon, "http");
 }

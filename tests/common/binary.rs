@@ -42,6 +42,23 @@ pub fn serve_under(mut wrapper: Command, config: &Path) -> Command {
     wrapper
 }
 
+/// `portbinder serve --config CONFIG` under `setpriv SETPRIV… --`.
+pub fn serve_under_setpriv(setpriv: &[&str], config: &Path) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.args(setpriv).arg("--");
+    serve_under(cmd, config)
+}
+
+/// `portbinder serve --config CONFIG` as root without CAP_SYS_PTRACE (so no recovery from
+/// other processes), run to its end.
+pub fn serve_without_cap_sys_ptrace(config: &Path) -> Outcome {
+    Proc::spawn(
+        serve_under_setpriv(&["--bounding-set=-sys_ptrace"], config),
+        "serve without CAP_SYS_PTRACE",
+    )
+    .finish(EXIT_TIMEOUT)
+}
+
 fn serve_args(config: &Path) -> [&OsStr; 3] {
     ["serve".as_ref(), "--config".as_ref(), config.as_os_str()]
 }

@@ -80,3 +80,15 @@ listen = ["127.0.0.1:80"]
 group = "www-data"
 mode = "0666"
 "#;
+
+/// Two bindings on ports anyone may bind: `api` comes first (bindings are in name order),
+/// so a reload step on `web` fails after `api`'s changes were applied.
+pub const API_AND_WEB: &str = r#"
+[binding.api]
+listen = ["127.0.0.1:8080"]
+group = "www-data"
+
+[binding.web]
+listen = ["127.0.0.1:80"]
+group = "www-data"
+"#;

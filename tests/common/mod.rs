@@ -64,11 +64,11 @@ mod wait;
 pub use self::{
     binary::{
         binary, built, portbinder_command, run, run_check, run_serve_expect_failure, serve_command,
-        serve_expect_failure, serve_under,
+        serve_expect_failure, serve_under, serve_under_setpriv, serve_without_cap_sys_ptrace,
     },
     bindings::{
-        ANY_ADDRESS_HTTP, DNS_BINDING, DUAL_STACK_HTTP, HIDE_PROC_SYS, HTTP_8080, HTTP_BINDING,
-        HTTP_FOR_ANYONE, OPEN_HTTP, http_binding,
+        ANY_ADDRESS_HTTP, API_AND_WEB, DNS_BINDING, DUAL_STACK_HTTP, HIDE_PROC_SYS, HTTP_8080,
+        HTTP_BINDING, HTTP_FOR_ANYONE, OPEN_HTTP, http_binding,
     },
     daemon::Daemon,
     event::Event,
