@@ -59,6 +59,13 @@ impl Outcome {
         self
     }
 
+    /// Asserts exit 0 with nothing on standard error (no warning either).
+    pub fn assert_quiet_success(&self) -> &Self {
+        self.assert_success();
+        assert_eq!(self.stderr, "", "expected nothing on stderr:\n{self}");
+        self
+    }
+
     /// Asserts the daemon's error contract: exit `code`, stderr starting with
     /// `portbinder: error:` and mentioning every one of `needles`.
     pub fn assert_error(&self, code: i32, needles: &[&str]) -> &Self {

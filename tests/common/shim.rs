@@ -28,6 +28,9 @@ pub fn compile_c(env: &TestEnv, name: &str) -> PathBuf {
     out
 }
 
+/// What tests/clients/daemonlike.c's `serve-tcp` answers an HTTP request with.
+pub const DAEMONLIKE_REPLY: &str = "HTTP/1.0 200 OK\r\n\r\nhello from daemonlike\n";
+
 /// `portbinder exec --preload [FLAGS...] --preload-lib <copy> --socket-dir <dir> NAMES --
 /// PROGRAM...` as www-data.
 pub fn preload_as_www_data<S: AsRef<OsStr>>(
