@@ -279,9 +279,7 @@ fn log_start(
             .field("adopted", sockets.adopted)
             .field("recovered", sockets.recovered);
         // The socket options: nonblocking always, every other one the binding sets.
-        let line = binding
-            .options
-            .audit_fields()
+        let line = options::audit_fields(&binding.options)
             .into_iter()
             .fold(line, |line, (key, value)| line.field(key, value));
         log::info!("{line}");

@@ -21,6 +21,7 @@
 mod error;
 mod fixed;
 mod net_admin;
+mod shown;
 mod snapshot;
 mod tcp;
 
@@ -37,6 +38,7 @@ use net_admin::{buffer, buffer_within_grant, mark};
 
 pub use error::{Made, OptionError};
 pub use net_admin::{Buffer, buffer_max};
+pub use shown::audit_fields;
 pub use snapshot::Snapshot;
 
 /// Gives `fd`, a socket for `addr`, the options of its binding.
