@@ -205,8 +205,10 @@ impl Unread {
     /// through epoll. A hang-up is no sign of that: the daemon has shut its own end down,
     /// so a peer that shuts down its end for writing, and reads nothing, hangs up too.
     fn check_fresh(&mut self, count: usize, events: &Events) {
-        let batch: Vec<Held> = self.fresh.drain(..count).collect();
-        for held in batch {
+        for _ in 0..count {
+            let Some(held) = self.fresh.pop_front() else {
+                break;
+            };
             if is_read(&held) {
                 self.release(held);
             } else {
