@@ -59,32 +59,9 @@ def status_kib(pid, key):
     return None
 
 
-def rss_breakdown(pid):
-    """RSS in KiB per kind of mapping: the program's own file, libc, other libraries, anonymous."""
-    exe = os.path.realpath(f"/proc/{pid}/exe")
-    out, name = {}, None
-    with open(f"/proc/{pid}/smaps") as f:
-        for line in f:
-            parts = line.split()
-            if re.match(r"^[0-9a-f]+-[0-9a-f]+$", parts[0]):
-                path = parts[5] if len(parts) > 5 else ""
-                if path == exe:
-                    name = "program"
-                elif "/libc.so" in path:
-                    name = "libc"
-                elif path.startswith("/"):
-                    name = "other files"
-                else:
-                    name = "anonymous"
-            elif parts[0] == "Rss:":
-                out[name] = out.get(name, 0) + int(parts[1])
-    return out
-
-
-def pss_uss(pid):
-    """(PSS, USS, {kind of mapping: (PSS, USS)}) in KiB, from /proc/PID/smaps: PSS shares each page
-    out between the processes that map it, USS counts the pages no other process maps (for a file's
-    pages, only because no other process maps that file right now)."""
+def smaps_by_kind(pid):
+    """{kind of mapping: {"Rss": KiB, "Pss": KiB, "Private": KiB}} from /proc/PID/smaps, the kinds
+    being the program's own file, libc, other files and anonymous memory."""
     exe = os.path.realpath(f"/proc/{pid}/exe")
     out, name = {}, None
     with open(f"/proc/{pid}/smaps") as f:
@@ -94,10 +71,22 @@ def pss_uss(pid):
                 path = parts[5] if len(parts) > 5 else ""
                 name = ("program" if path == exe else "libc" if "/libc.so" in path
                         else "other files" if path.startswith("/") else "anonymous")
-                out.setdefault(name, [0, 0])
-            elif parts[0] == "Pss:":
-                out[name][0] += int(parts[1])
+                out.setdefault(name, {"Rss": 0, "Pss": 0, "Private": 0})
+            elif parts[0] in ("Rss:", "Pss:"):
+                out[name][parts[0][:-1]] += int(parts[1])
             elif parts[0] in ("Private_Clean:", "Private_Dirty:"):
-                out[name][1] += int(parts[1])
-    return (sum(v[0] for v in out.values()), sum(v[1] for v in out.values()),
-            {k: tuple(v) for k, v in out.items()})
+                out[name]["Private"] += int(parts[1])
+    return out
+
+
+def rss_breakdown(pid):
+    """RSS in KiB per kind of mapping: the program's own file, libc, other libraries, anonymous."""
+    return {k: v["Rss"] for k, v in smaps_by_kind(pid).items()}
+
+
+def pss_uss(pid):
+    """(PSS, USS, {kind of mapping: (PSS, USS)}) in KiB, from /proc/PID/smaps: PSS shares each page
+    out between the processes that map it, USS counts the pages no other process maps (for a file's
+    pages, only because no other process maps that file right now)."""
+    kinds = {k: (v["Pss"], v["Private"]) for k, v in smaps_by_kind(pid).items()}
+    return sum(p for p, _ in kinds.values()), sum(u for _, u in kinds.values()), kinds
